@@ -1,0 +1,13 @@
+// The public face of @comfy-serverless/core. Each area keeps its own barrel.
+export * from './comfy';
+export * from './dispatch';
+export * from './http';
+export * from './images';
+export * from './models';
+export * from './providers';
+export * from './spec';
+export { redactSecrets } from './telemetry/redact';
+export { sleep, systemClock } from './util/clock';
+export type { GpuInput, KnownGpu } from './util/gpu';
+export { defaultGpuPrice, KNOWN_GPUS, resolveGpu } from './util/gpu';
+export * from './workflow';

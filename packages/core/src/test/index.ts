@@ -1,0 +1,6 @@
+// Test doubles for @comfy-serverless/core and its adapters: `@comfy-serverless/core/test`.
+export * from './conformance';
+export * from './fake-comfy';
+export * from './mock-provider';
+export * from './simulated-provider';
+export * from './virtual-clock';
