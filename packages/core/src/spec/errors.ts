@@ -28,7 +28,7 @@ export interface ComfyServerlessErrorOptions {
 
 /** Base class of every error the SDK throws. */
 export class ComfyServerlessError extends Error {
-  private readonly [baseSymbol] = true;
+  protected readonly [baseSymbol] = true;
   readonly isRetryable: boolean;
   providerId: string | undefined;
   jobId: string | undefined;
@@ -82,7 +82,7 @@ function defineMarker(name: string): { marker: string; symbol: symbol } {
 const apiCall = defineMarker('ApiCallError');
 /** An HTTP (or RPC) call to a platform failed or answered with an error status. */
 export class ApiCallError extends ComfyServerlessError {
-  private readonly [apiCall.symbol] = true;
+  protected readonly [apiCall.symbol] = true;
   readonly url: string;
   readonly statusCode: number | undefined;
   /** The response body, with secrets redacted by the adapter that raised it. */
@@ -131,7 +131,7 @@ export function isRetryableStatus(statusCode: number | undefined): boolean {
 const loadApiKey = defineMarker('LoadApiKeyError');
 /** No API key was given and none was found in the environment. */
 export class LoadApiKeyError extends ComfyServerlessError {
-  private readonly [loadApiKey.symbol] = true;
+  protected readonly [loadApiKey.symbol] = true;
   constructor(options: { message: string; providerId?: string }) {
     super({ ...options, name: 'LoadApiKeyError', isRetryable: false });
   }
@@ -143,7 +143,7 @@ export class LoadApiKeyError extends ComfyServerlessError {
 const invalidArgument = defineMarker('InvalidArgumentError');
 /** An option or argument is missing or has the wrong value. */
 export class InvalidArgumentError extends ComfyServerlessError {
-  private readonly [invalidArgument.symbol] = true;
+  protected readonly [invalidArgument.symbol] = true;
   /** The option's name, as the caller wrote it (`concurrency.global`). */
   readonly argument: string;
   constructor(options: { argument: string; message: string; cause?: unknown }) {
@@ -161,7 +161,7 @@ export class InvalidArgumentError extends ComfyServerlessError {
 const invalidResponse = defineMarker('InvalidResponseError');
 /** A platform answered with something that does not match its documented shape. */
 export class InvalidResponseError extends ComfyServerlessError {
-  private readonly [invalidResponse.symbol] = true;
+  protected readonly [invalidResponse.symbol] = true;
   readonly url: string | undefined;
   /** What was wrong, path by path. */
   readonly issues: string[];
@@ -181,7 +181,7 @@ export class InvalidResponseError extends ComfyServerlessError {
 const unsupportedSpec = defineMarker('UnsupportedSpecificationError');
 /** A provider, target, policy or journal implements a spec version this core does not know. */
 export class UnsupportedSpecificationError extends ComfyServerlessError {
-  private readonly [unsupportedSpec.symbol] = true;
+  protected readonly [unsupportedSpec.symbol] = true;
   constructor(options: { message: string }) {
     super({ ...options, name: 'UnsupportedSpecificationError', isRetryable: false });
   }
@@ -193,7 +193,7 @@ export class UnsupportedSpecificationError extends ComfyServerlessError {
 const workflowFormat = defineMarker('WorkflowFormatError');
 /** The workflow is not ComfyUI's API format (typically a UI-format export). */
 export class WorkflowFormatError extends ComfyServerlessError {
-  private readonly [workflowFormat.symbol] = true;
+  protected readonly [workflowFormat.symbol] = true;
   constructor(options: { message: string; cause?: unknown }) {
     super({ ...options, name: 'WorkflowFormatError', isRetryable: false });
   }
@@ -212,7 +212,7 @@ export interface WorkflowIssue {
 const workflowValidation = defineMarker('WorkflowValidationError');
 /** The workflow is API format but structurally broken; `issues` lists every problem. */
 export class WorkflowValidationError extends ComfyServerlessError {
-  private readonly [workflowValidation.symbol] = true;
+  protected readonly [workflowValidation.symbol] = true;
   readonly issues: WorkflowIssue[];
   constructor(options: { message: string; issues: WorkflowIssue[] }) {
     super({ ...options, name: 'WorkflowValidationError', isRetryable: false });
@@ -229,7 +229,7 @@ export class WorkflowValidationError extends ComfyServerlessError {
 const workflowPatch = defineMarker('WorkflowPatchError');
 /** An input patch names a node or input the workflow does not have. */
 export class WorkflowPatchError extends ComfyServerlessError {
-  private readonly [workflowPatch.symbol] = true;
+  protected readonly [workflowPatch.symbol] = true;
   readonly path: string;
   /** The closest existing names, best first. */
   readonly suggestions: string[];
@@ -249,7 +249,7 @@ export class WorkflowPatchError extends ComfyServerlessError {
 const unsafeModelPath = defineMarker('UnsafeModelPathError');
 /** A model or file name would escape its folder (`..`, an absolute path, a drive, a NUL). */
 export class UnsafeModelPathError extends ComfyServerlessError {
-  private readonly [unsafeModelPath.symbol] = true;
+  protected readonly [unsafeModelPath.symbol] = true;
   readonly modelName: string;
   constructor(options: { message: string; modelName: string; jobId?: string }) {
     super({ ...options, name: 'UnsafeModelPathError', isRetryable: false });
@@ -279,7 +279,7 @@ const comfyValidation = defineMarker('ComfyValidationError');
  * model (`value_not_in_list`), an unknown node type (`invalid_prompt`) and the like.
  */
 export class ComfyValidationError extends ComfyServerlessError {
-  private readonly [comfyValidation.symbol] = true;
+  protected readonly [comfyValidation.symbol] = true;
   /** ComfyUI's top-level error type (`invalid_prompt`, `prompt_outputs_failed_validation`, ...). */
   readonly type: string;
   readonly nodeErrors: ComfyNodeError[];
@@ -308,7 +308,7 @@ export class ComfyValidationError extends ComfyServerlessError {
 const comfyExecution = defineMarker('ComfyExecutionError');
 /** A node raised an exception while the workflow ran. */
 export class ComfyExecutionError extends ComfyServerlessError {
-  private readonly [comfyExecution.symbol] = true;
+  protected readonly [comfyExecution.symbol] = true;
   readonly nodeId: string | undefined;
   readonly nodeType: string | undefined;
   readonly exceptionType: string | undefined;
@@ -331,7 +331,7 @@ export class ComfyExecutionError extends ComfyServerlessError {
 const jobFailed = defineMarker('JobFailedError');
 /** The platform reports the job as failed, for a reason that has no more specific class. */
 export class JobFailedError extends ComfyServerlessError {
-  private readonly [jobFailed.symbol] = true;
+  protected readonly [jobFailed.symbol] = true;
   constructor(options: ComfyServerlessErrorOptions) {
     super({ ...options, name: 'JobFailedError' });
   }
@@ -343,7 +343,7 @@ export class JobFailedError extends ComfyServerlessError {
 const jobCancelled = defineMarker('JobCancelledError');
 /** The job was cancelled (by the caller's signal, `cancel()`, or on the platform). */
 export class JobCancelledError extends ComfyServerlessError {
-  private readonly [jobCancelled.symbol] = true;
+  protected readonly [jobCancelled.symbol] = true;
   constructor(options: ComfyServerlessErrorOptions) {
     super({ ...options, name: 'JobCancelledError', isRetryable: false });
   }
@@ -355,7 +355,7 @@ export class JobCancelledError extends ComfyServerlessError {
 const jobTimeout = defineMarker('JobTimeoutError');
 /** The job did not finish before its deadline (ours or the platform's). */
 export class JobTimeoutError extends ComfyServerlessError {
-  private readonly [jobTimeout.symbol] = true;
+  protected readonly [jobTimeout.symbol] = true;
   readonly timeoutMs: number | undefined;
   constructor(options: ComfyServerlessErrorOptions & { timeoutMs?: number }) {
     super({ ...options, name: 'JobTimeoutError', isRetryable: options.isRetryable ?? false });
@@ -372,7 +372,7 @@ export class JobTimeoutError extends ComfyServerlessError {
 const jobExpired = defineMarker('JobExpiredError');
 /** The platform no longer knows a job it accepted earlier (its retention or TTL passed). */
 export class JobExpiredError extends ComfyServerlessError {
-  private readonly [jobExpired.symbol] = true;
+  protected readonly [jobExpired.symbol] = true;
   readonly remoteId: string | undefined;
   constructor(options: ComfyServerlessErrorOptions & { remoteId?: string }) {
     super({ ...options, name: 'JobExpiredError', isRetryable: false });
@@ -389,7 +389,7 @@ export class JobExpiredError extends ComfyServerlessError {
 const noProvider = defineMarker('NoProviderError');
 /** No provider can take the job (none fits its GPU memory, models or nodes, or all are open-circuited). */
 export class NoProviderError extends ComfyServerlessError {
-  private readonly [noProvider.symbol] = true;
+  protected readonly [noProvider.symbol] = true;
   /** Why each provider was left out, by provider id. */
   readonly rejected: Record<string, string>;
   constructor(options: ComfyServerlessErrorOptions & { rejected?: Record<string, string> }) {
@@ -407,7 +407,7 @@ export class NoProviderError extends ComfyServerlessError {
 const payloadTooLarge = defineMarker('PayloadTooLargeError');
 /** A request or response is larger than a platform (or our own guard) allows. */
 export class PayloadTooLargeError extends ComfyServerlessError {
-  private readonly [payloadTooLarge.symbol] = true;
+  protected readonly [payloadTooLarge.symbol] = true;
   readonly sizeBytes: number;
   readonly limitBytes: number;
   constructor(options: ComfyServerlessErrorOptions & { sizeBytes: number; limitBytes: number }) {
@@ -426,7 +426,7 @@ export class PayloadTooLargeError extends ComfyServerlessError {
 const configuration = defineMarker('ConfigurationError');
 /** The platform side is not set up as the adapter expects (app not deployed, endpoint missing, ...). */
 export class ConfigurationError extends ComfyServerlessError {
-  private readonly [configuration.symbol] = true;
+  protected readonly [configuration.symbol] = true;
   constructor(options: ComfyServerlessErrorOptions) {
     super({ ...options, name: 'ConfigurationError', isRetryable: options.isRetryable ?? false });
   }
@@ -438,7 +438,7 @@ export class ConfigurationError extends ComfyServerlessError {
 const duplicateJob = defineMarker('JobConflictError');
 /** A job id was reused with a different workflow than the one it was first submitted with. */
 export class JobConflictError extends ComfyServerlessError {
-  private readonly [duplicateJob.symbol] = true;
+  protected readonly [duplicateJob.symbol] = true;
   constructor(options: ComfyServerlessErrorOptions) {
     super({ ...options, name: 'JobConflictError', isRetryable: false });
   }
