@@ -1,0 +1,358 @@
+import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type RetryOptions, withRetry } from '../http/retry';
+import type { Clock } from '../spec/clock';
+import {
+  ApiCallError,
+  ComfyServerlessError,
+  InvalidArgumentError,
+  InvalidResponseError,
+} from '../spec/errors';
+import type { ModelDownloadProgress, ModelObjectInfo } from './model-source';
+
+/** An inclusive byte range, as HTTP's `Range: bytes=start-end` names it. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Reads one byte range of a remote object as a stream of chunks. It should throw an
+ * `ApiCallError` with status 412 when the object no longer has `etag`, 416 when the range
+ * lies past its end, and errors flagged `isRetryable` for what a second try may fix.
+ */
+export type RangeReader = (
+  range: ByteRange,
+  options: { signal: AbortSignal; etag?: string },
+) => Promise<AsyncIterable<Uint8Array>>;
+
+/** Options of `downloadInParts`. */
+export interface PartDownloadOptions {
+  /** The file to write; a partial earlier download of the same object there is resumed. */
+  filePath: string;
+  /** Size and version of the object, from a HEAD request. */
+  object: ModelObjectInfo;
+  readRange: RangeReader;
+  /**
+   * Reads size and version again; called when the object changed mid-download (412) or
+   * shrank (416), to start over once on the new version.
+   */
+  restat?: (options: { signal: AbortSignal }) => Promise<ModelObjectInfo>;
+  /** Bytes per ranged request. @default 8 MiB (as the AWS CLI) */
+  partSizeBytes?: number;
+  /** Ranged requests in flight at once. @default 10 (as the AWS CLI) */
+  concurrency?: number;
+  /** Retries of each part (a part resumes from its last written byte). @default { retries: 4, minDelayMs: 200, maxDelayMs: 10000 } */
+  retry?: Omit<RetryOptions, 'signal' | 'shouldRetry' | 'clock'>;
+  clock?: Clock;
+  signal?: AbortSignal;
+  onProgress?: (progress: ModelDownloadProgress) => void;
+  /** Bytes gathered from the stream before each write to disk. @default 1 MiB */
+  writeBufferBytes?: number;
+  /** A label for error messages (`s3://bucket/key`). */
+  label?: string;
+}
+
+/** What `downloadInParts` did. */
+export interface PartDownloadResult {
+  sizeBytes: number;
+  etag?: string;
+  bytesDownloaded: number;
+  resumedBytes: number;
+  parts: number;
+}
+
+interface PartState {
+  version: 1;
+  sizeBytes: number;
+  etag: string;
+  partSizeBytes: number;
+  completedParts: number[];
+}
+
+const MEBIBYTE = 1024 * 1024;
+
+/** The file where `downloadInParts` records which parts of `filePath` are complete. */
+export function partStatePath(filePath: string): string {
+  return `${filePath}.state.json`;
+}
+
+/** Deletes a partial download and its progress record. */
+export async function discardPartialDownload(filePath: string): Promise<void> {
+  await rm(filePath, { force: true });
+  await rm(partStatePath(filePath), { force: true });
+}
+
+/** Whether an error says the remote object changed or shrank under a download (412, 416). */
+export function isObjectChangedError(error: unknown): boolean {
+  return ApiCallError.isInstance(error) && (error.statusCode === 412 || error.statusCode === 416);
+}
+
+function validateOptions(options: PartDownloadOptions): { partSizeBytes: number; concurrency: number } {
+  const partSizeBytes = options.partSizeBytes ?? 8 * MEBIBYTE;
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(partSizeBytes) || partSizeBytes < 1) {
+    throw new InvalidArgumentError({
+      argument: 'partSizeBytes',
+      message: `"partSizeBytes" must be a positive whole number of bytes; got ${String(partSizeBytes)}.`,
+    });
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new InvalidArgumentError({
+      argument: 'concurrency',
+      message: `"concurrency" must be a whole number of at least 1; got ${String(concurrency)}.`,
+    });
+  }
+  const { sizeBytes } = options.object;
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) {
+    throw new InvalidResponseError({
+      message: `The size of ${options.label ?? 'the object'} is not a whole number of bytes (${String(sizeBytes)}); the source answered wrongly.`,
+    });
+  }
+  return { partSizeBytes, concurrency };
+}
+
+async function readState(filePath: string): Promise<PartState | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(partStatePath(filePath), 'utf8')) as Partial<PartState>;
+    if (
+      parsed.version === 1 &&
+      typeof parsed.sizeBytes === 'number' &&
+      typeof parsed.etag === 'string' &&
+      typeof parsed.partSizeBytes === 'number' &&
+      Array.isArray(parsed.completedParts)
+    ) {
+      return parsed as PartState;
+    }
+  } catch {
+    // No state, or a state torn by a crash: start over.
+  }
+  return undefined;
+}
+
+async function fileSize(filePath: string): Promise<number | undefined> {
+  try {
+    return (await stat(filePath)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Downloads an object in parallel ranged requests straight into a file: each part is
+ * streamed to its place in the file (never a whole file in memory), retried with backoff
+ * from the last byte it wrote, pinned to the object's ETag, and recorded as done in a small
+ * state file so that a later call resumes after a crash or an abort.
+ *
+ * The file is complete when this resolves; the caller moves it into place.
+ */
+export async function downloadInParts(options: PartDownloadOptions): Promise<PartDownloadResult> {
+  const { partSizeBytes, concurrency } = validateOptions(options);
+  let object = options.object;
+  for (let restarts = 0; ; restarts++) {
+    try {
+      return await downloadVersion(options, object, partSizeBytes, concurrency);
+    } catch (error) {
+      if (!isObjectChangedError(error) || options.restat === undefined || restarts >= 1) {
+        if (isObjectChangedError(error)) {
+          await discardPartialDownload(options.filePath);
+          throw new ApiCallError({
+            message: `${options.label ?? 'The object'} changed or shrank while it was being downloaded (HTTP ${(error as ApiCallError).statusCode}). Try again once it is no longer being replaced.`,
+            url: (error as ApiCallError).url,
+            statusCode: (error as ApiCallError).statusCode,
+            isRetryable: true,
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      options.signal?.throwIfAborted();
+      await discardPartialDownload(options.filePath);
+      object = await options.restat({ signal: options.signal ?? new AbortController().signal });
+      validateOptions({ ...options, object });
+    }
+  }
+}
+
+async function downloadVersion(
+  options: PartDownloadOptions,
+  object: ModelObjectInfo,
+  partSizeBytes: number,
+  concurrency: number,
+): Promise<PartDownloadResult> {
+  const { filePath } = options;
+  const { sizeBytes, etag } = object;
+  const partCount = Math.ceil(sizeBytes / partSizeBytes);
+
+  // Resume only what was written for the very same version and part layout.
+  const completed = new Set<number>();
+  const previous = await readState(filePath);
+  const existingSize = await fileSize(filePath);
+  const resumable =
+    previous !== undefined &&
+    etag !== undefined &&
+    previous.etag === etag &&
+    previous.sizeBytes === sizeBytes &&
+    previous.partSizeBytes === partSizeBytes &&
+    existingSize === sizeBytes;
+  if (resumable) {
+    for (const index of previous.completedParts) {
+      if (Number.isInteger(index) && index >= 0 && index < partCount) completed.add(index);
+    }
+  } else {
+    await discardPartialDownload(filePath);
+  }
+
+  const partLength = (index: number) => Math.min(partSizeBytes, sizeBytes - index * partSizeBytes);
+  let resumedBytes = 0;
+  for (const index of completed) resumedBytes += partLength(index);
+  let bytesDone = resumedBytes;
+  let bytesDownloaded = 0;
+
+  const handle = await open(filePath, resumable ? 'r+' : 'w+');
+  let stateWrites: Promise<void> = Promise.resolve();
+  const saveState = () => {
+    if (etag === undefined) return;
+    const state: PartState = {
+      version: 1,
+      sizeBytes,
+      etag,
+      partSizeBytes,
+      completedParts: [...completed].sort((a, b) => a - b),
+    };
+    // Serialised and written beside, then renamed: a crash leaves the old or the new record, never half of one.
+    stateWrites = stateWrites.then(async () => {
+      const temporary = `${partStatePath(filePath)}.tmp`;
+      await writeFile(temporary, JSON.stringify(state));
+      await rename(temporary, partStatePath(filePath));
+    });
+    return stateWrites;
+  };
+
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) controller.abort(options.signal.reason);
+  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const report = (bytes: number, fresh: boolean) => {
+    bytesDone += bytes;
+    if (fresh) bytesDownloaded += bytes;
+    options.onProgress?.({ bytesDone, bytesTotal: sizeBytes });
+  };
+
+  try {
+    if (!resumable) await handle.truncate(sizeBytes);
+    if (sizeBytes > 0) options.onProgress?.({ bytesDone, bytesTotal: sizeBytes });
+    const queue: number[] = [];
+    for (let index = 0; index < partCount; index++) if (!completed.has(index)) queue.push(index);
+
+    let firstError: unknown;
+    const worker = async () => {
+      for (;;) {
+        if (controller.signal.aborted) return;
+        const index = queue.shift();
+        if (index === undefined) return;
+        try {
+          await downloadPart(
+            options,
+            handle,
+            index * partSizeBytes,
+            partLength(index),
+            etag,
+            controller.signal,
+            report,
+          );
+          completed.add(index);
+          await saveState();
+        } catch (error) {
+          if (firstError === undefined) firstError = error;
+          controller.abort(error);
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    await stateWrites;
+    if (firstError !== undefined) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw firstError;
+    }
+    options.signal?.throwIfAborted();
+    // The file is complete: make it durable before anyone renames it into sight.
+    await handle.sync();
+    return {
+      sizeBytes,
+      ...(etag === undefined ? {} : { etag }),
+      bytesDownloaded,
+      resumedBytes,
+      parts: partCount,
+    };
+  } finally {
+    options.signal?.removeEventListener('abort', onOuterAbort);
+    await stateWrites.catch(() => {});
+    await handle.close();
+  }
+}
+
+async function downloadPart(
+  options: PartDownloadOptions,
+  handle: FileHandle,
+  start: number,
+  length: number,
+  etag: string | undefined,
+  signal: AbortSignal,
+  report: (bytes: number, fresh: boolean) => void,
+): Promise<void> {
+  const writeBufferBytes = options.writeBufferBytes ?? MEBIBYTE;
+  let written = 0;
+  const retry = options.retry ?? {};
+  await withRetry(
+    async () => {
+      const range = { start: start + written, end: start + length - 1 };
+      const stream = await options.readRange(range, { signal, ...(etag === undefined ? {} : { etag }) });
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const buffers = pending;
+        const bytes = pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+        await handle.writev(buffers, start + written);
+        written += bytes;
+        report(bytes, true);
+      };
+      for await (const chunk of stream) {
+        if (written + pendingBytes + chunk.byteLength > length) {
+          throw new InvalidResponseError({
+            message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
+          });
+        }
+        pending.push(chunk);
+        pendingBytes += chunk.byteLength;
+        if (pendingBytes >= writeBufferBytes) await flush();
+        signal.throwIfAborted();
+      }
+      await flush();
+      if (written < length) {
+        throw new ApiCallError({
+          message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
+          url: options.label ?? 'range',
+          isRetryable: true,
+        });
+      }
+    },
+    {
+      retries: 4,
+      minDelayMs: 200,
+      maxDelayMs: 10_000,
+      ...retry,
+      signal,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      shouldRetry: (error) => {
+        if (signal.aborted || isObjectChangedError(error)) return false;
+        // Errors of ours carry the verdict; anything else is a broken socket or stream.
+        return ComfyServerlessError.isInstance(error) ? error.isRetryable : true;
+      },
+    },
+  );
+}
