@@ -1,1 +1,11 @@
-export {};
+export type { CircuitBreakerOptions, CircuitState } from './breaker';
+export { CircuitBreaker } from './breaker';
+export type { Dispatcher, DispatcherEvents, DispatcherMetrics, RunWorkflowOptions } from './dispatcher';
+export { createDispatcher } from './dispatcher';
+export type { JobHandle } from './job-run';
+export type { MemoryJournalOptions } from './memory-journal';
+export { assertStatusTransition, createMemoryJournal } from './memory-journal';
+export type { DispatcherOptions, DispatcherRetryOptions, DispatcherRouterOptions } from './options';
+export { hashRequest } from './prepare';
+export type { RouteCandidate, RouteDecision, RouteProviderSnapshot, RouteRequest } from './router';
+export { expectedWaitMs, routeJob } from './router';

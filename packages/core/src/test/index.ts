@@ -1,4 +1,5 @@
 // Test doubles for @comfy-serverless/core and its adapters: `@comfy-serverless/core/test`.
+export * from './accelerated-clock';
 export * from './conformance';
 export * from './fake-comfy';
 export * from './mock-provider';

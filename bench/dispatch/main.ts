@@ -1,0 +1,168 @@
+// Dispatcher overhead: 10,000 jobs through runWorkflow on an instant in-memory provider,
+// beside the same provider calls driven by a bare p-queue loop, in the same run.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import {
+  createDispatcher,
+  type ProviderJobEvent,
+  type ProviderV1,
+  type RemoteJobRef,
+} from '@comfy-serverless/core';
+import { placeholderOutput } from '@comfy-serverless/core/test';
+import PQueue from 'p-queue';
+
+const JOBS = 10_000;
+const ROUNDS = 5;
+
+const workflow = {
+  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'sd_xl_base_1.0.safetensors' } },
+  '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: 1 } },
+  '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse at dusk', clip: ['4', 1] } },
+  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['4', 1] } },
+  '3': {
+    class_type: 'KSampler',
+    inputs: {
+      model: ['4', 0],
+      positive: ['6', 0],
+      negative: ['7', 0],
+      latent_image: ['5', 0],
+      seed: 1,
+      steps: 20,
+      cfg: 7,
+      sampler_name: 'euler',
+      scheduler: 'normal',
+      denoise: 1,
+    },
+  },
+  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+  '9': { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'ComfyUI' } },
+};
+
+const output = placeholderOutput();
+
+/** A provider that accepts and completes every job at once; `hold` keeps watches open until released. */
+function instantProvider(hold?: { promise: Promise<void> }): ProviderV1 {
+  let sequence = 0;
+  return {
+    specificationVersion: 'v1',
+    id: 'instant',
+    platform: 'memory',
+    gpu: { type: 'L4-24GB', vramGb: 24 },
+    pricing: { usdPerSecond: 0.00019 },
+    async doSubmit() {
+      sequence += 1;
+      return { remoteId: `r${sequence}` };
+    },
+    doWatch(_ref: RemoteJobRef): AsyncIterable<ProviderJobEvent> {
+      return {
+        async *[Symbol.asyncIterator]() {
+          yield { type: 'started' };
+          if (hold) await hold.promise;
+          yield { type: 'completed', outputs: [output], timing: { executionMs: 1 } };
+        },
+      };
+    },
+    async doCancel() {},
+    async doHealth() {
+      return { status: 'healthy', checkedAt: Date.now() };
+    },
+  };
+}
+
+async function bareLoop(): Promise<number> {
+  const provider = instantProvider();
+  const queue = new PQueue({ concurrency: 1000 });
+  const started = process.hrtime.bigint();
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++) {
+    jobs.push(
+      queue.add(async () => {
+        const ref = await provider.doSubmit({ jobId: `j${index}`, workflow, images: [], attempt: 1 });
+        let last: ProviderJobEvent | undefined;
+        for await (const event of provider.doWatch(ref)) last = event;
+        return last;
+      }),
+    );
+  }
+  await Promise.all(jobs);
+  return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
+}
+
+async function throughDispatcher(): Promise<number> {
+  const dispatcher = createDispatcher({ providers: [instantProvider()], concurrency: { global: 1000 } });
+  const started = process.hrtime.bigint();
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++) jobs.push(dispatcher.runWorkflow(workflow));
+  await Promise.all(jobs);
+  return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
+}
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect === undefined) throw new Error('run with --expose-gc (pnpm bench does)');
+  collect();
+  collect();
+}
+
+async function heapPerInFlightJob(): Promise<number> {
+  let release!: () => void;
+  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
+  const dispatcher = createDispatcher({
+    providers: [instantProvider(hold)],
+    concurrency: { global: Number.POSITIVE_INFINITY },
+  });
+  // Warm the code paths so that compiled code is not counted as job memory.
+  await dispatcher.runWorkflow(workflow).catch(() => {});
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const handles = [];
+  for (let index = 0; index < JOBS; index++) handles.push(await dispatcher.submit(workflow));
+  while (dispatcher.metrics().demand.inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  release();
+  await Promise.all(handles.map((handle) => handle.result()));
+  return (after - before) / JOBS;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+const bare: number[] = [];
+const ours: number[] = [];
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+// Alternate the two so that warm-up and machine noise fall on both alike.
+await bareLoop();
+await throughDispatcher();
+loopDelay.enable();
+for (let round = 0; round < ROUNDS; round++) {
+  bare.push(await bareLoop());
+  ours.push(await throughDispatcher());
+}
+loopDelay.disable();
+const heapBytes = await heapPerInFlightJob();
+
+const bareUs = median(bare);
+const oursUs = median(ours);
+const ratio = oursUs / bareUs;
+const loopP99Ms = loopDelay.percentile(99) / 1e6;
+const rows = [
+  ['bare p-queue loop, µs/job', bareUs.toFixed(1), ''],
+  ['dispatcher.runWorkflow, µs/job', oursUs.toFixed(1), ''],
+  ['ratio (dispatcher / bare)', ratio.toFixed(2), '<= 1.5'],
+  ['heap bytes per in-flight job (10,000 in flight)', heapBytes.toFixed(0), '<= 4096'],
+  ['event-loop delay p99, ms', loopP99Ms.toFixed(1), '<= 20'],
+];
+console.log(`${JOBS} jobs per round, ${ROUNDS} rounds, medians:`);
+for (const [name, value, target] of rows)
+  console.log(`  ${name!.padEnd(50)} ${value!.padStart(10)}  ${target}`);
+const result = {
+  bareMicrosecondsPerJob: bareUs,
+  dispatcherMicrosecondsPerJob: oursUs,
+  ratio,
+  heapBytesPerInFlightJob: heapBytes,
+  eventLoopDelayP99Ms: loopP99Ms,
+  targetsMet: { ratio: ratio <= 1.5, heap: heapBytes <= 4096, loopDelay: loopP99Ms <= 20 },
+};
+console.log(`RESULT ${JSON.stringify(result)}`);

@@ -1,0 +1,945 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import PQueue from 'p-queue';
+import { retryDelayMs, withRetry } from '../http/retry';
+import type { Clock } from '../spec/clock';
+import {
+  ComfyExecutionError,
+  ComfyServerlessError,
+  ComfyValidationError,
+  InvalidArgumentError,
+  JobCancelledError,
+  JobConflictError,
+  JobExpiredError,
+  JobFailedError,
+  JobTimeoutError,
+  NoProviderError,
+  type SerializedError,
+  toComfyServerlessError,
+} from '../spec/errors';
+import {
+  type InputImage,
+  isTerminalStatus,
+  type JobEvent,
+  type JobOutput,
+  type JobResult,
+  type ProviderJobEvent,
+  type RemoteJobRef,
+  type WorkflowRequirements,
+} from '../spec/job';
+import type { JobJournalV1, JobRecord } from '../spec/job-journal-v1';
+import type { ProviderHealth, ProviderV1 } from '../spec/provider-v1';
+import type { DemandSnapshot } from '../spec/scaling-policy-v1';
+import { sleep, systemClock } from '../util/clock';
+import { CircuitBreaker } from './breaker';
+import { DemandWindow } from './demand-window';
+import { type JobHandle, JobRun } from './job-run';
+import { createMemoryJournal } from './memory-journal';
+import { type DispatcherOptions, validateDispatcherOptions } from './options';
+import { hashRequest, prepareWorkflow } from './prepare';
+import { type RouteDecision, type RouteProviderSnapshot, routeJob } from './router';
+
+/** Options of one job. */
+export interface RunWorkflowOptions {
+  /** Input patches by `"node.input"` path or `"Node Title.input"`, applied to a copy of the workflow. */
+  inputs?: Record<string, unknown>;
+  /** Images for `LoadImage` nodes, by name. */
+  images?: InputImage[];
+  /** The idempotency key: the same id gives the same job, also after it finished. @default a random UUID */
+  jobId?: string;
+  /** Cancels the job (remotely too) when it aborts; the job ends as cancelled. */
+  signal?: AbortSignal;
+  /** Deadline from now, ms; the job ends as timed_out (and is cancelled remotely) when it passes. */
+  timeoutMs?: number;
+  /** Called with every event of this job. */
+  onEvent?: (event: JobEvent) => void;
+  /** Prefer providers expected to finish within this many ms. */
+  latencyBudgetMs?: number;
+  /** Prefer providers in this region. */
+  region?: string;
+  /** Passed through to providers (user id, tags). */
+  metadata?: Record<string, string>;
+}
+
+/** Dispatcher-wide events, named `job:<type>` after the job events, plus provider events. */
+export type DispatcherEvents = {
+  [Type in JobEvent['type'] as `job:${Type}`]: (event: Extract<JobEvent, { type: Type }>) => void;
+} & {
+  'provider:circuit-open': (event: { providerId: string; at: number }) => void;
+  'provider:health': (event: { providerId: string; health: ProviderHealth }) => void;
+};
+
+/** The load the dispatcher sees, for autoscalers. */
+export interface DispatcherMetrics {
+  demand: DemandSnapshot;
+  providers: Record<string, { queueDepth: number; inFlight: number }>;
+}
+
+/** Runs ComfyUI workflows on a set of providers. */
+export interface Dispatcher {
+  /** Runs a workflow to the end: resolves with the result, rejects with a typed error. */
+  runWorkflow(workflow: unknown, options?: RunWorkflowOptions): Promise<JobResult>;
+  /** Accepts a workflow and returns at once with a handle to follow it. */
+  submit(workflow: unknown, options?: RunWorkflowOptions): Promise<JobHandle>;
+  /** The journal's record of a job. */
+  get(jobId: string): Promise<JobRecord | undefined>;
+  /** Cancels a job by id, also one this process did not start (it is cancelled remotely and journalled). */
+  cancel(jobId: string, reason?: string): Promise<void>;
+  /** Re-attaches to every non-terminal job in the journal (after a restart); returns their handles. */
+  resume(): Promise<JobHandle[]>;
+  /** Current demand and per-provider load. */
+  metrics(): DispatcherMetrics;
+  /** Typed events for every job. */
+  readonly events: EventEmitter<DispatcherEvents>;
+  readonly providers: readonly ProviderV1[];
+  readonly journal: JobJournalV1;
+}
+
+interface ProviderState {
+  provider: ProviderV1;
+  breaker: CircuitBreaker;
+  queue: PQueue;
+  health: ProviderHealth | undefined;
+  healthAt: number;
+  healthPending: boolean;
+  /** Admitted to this provider, not yet started. */
+  queued: number;
+  /** Started, not yet finished. */
+  inFlight: number;
+  /** Moving average of execution time, ms. */
+  executionMs: number | undefined;
+}
+
+interface RunContext {
+  run: JobRun;
+  record: JobRecord;
+  requirements: WorkflowRequirements;
+  options: RunWorkflowOptions;
+  /** Where the job is known to be, when it has been submitted. */
+  remote: { state: ProviderState; ref: RemoteJobRef } | undefined;
+  executionStarted: boolean;
+  startedAt: number | undefined;
+  coldStartMs: number | undefined;
+  attempts: number;
+  deadlineTimer: unknown;
+  /** Counted in a provider's `queued` (true) or `inFlight` (false) while admitted. */
+  admittedTo: ProviderState | undefined;
+  waitingInGlobalQueue: boolean;
+}
+
+type AttemptOutcome =
+  | { kind: 'completed'; event: Extract<ProviderJobEvent, { type: 'completed' }>; outputs: JobOutput[] }
+  | { kind: 'failed'; error: ComfyServerlessError; executionStarted: boolean }
+  | { kind: 'cancelled-remotely' };
+
+const SERIALIZED_ERROR_CLASSES: Record<string, (error: SerializedError) => ComfyServerlessError> = {
+  ComfyValidationError: (error) =>
+    new ComfyValidationError({
+      message: error.message,
+      type: typeof error.type === 'string' ? error.type : 'invalid_prompt',
+      nodeErrors: Array.isArray(error.nodeErrors)
+        ? (error.nodeErrors as ComfyValidationError['nodeErrors'])
+        : [],
+      isRetryable: error.isRetryable,
+    }),
+  ComfyExecutionError: (error) =>
+    new ComfyExecutionError({
+      message: error.message,
+      isRetryable: error.isRetryable,
+      ...(typeof error.nodeId === 'string' ? { nodeId: error.nodeId } : {}),
+      ...(typeof error.nodeType === 'string' ? { nodeType: error.nodeType } : {}),
+    }),
+  JobTimeoutError: (error) => new JobTimeoutError({ message: error.message, isRetryable: error.isRetryable }),
+  JobExpiredError: (error) => new JobExpiredError({ message: error.message }),
+  JobCancelledError: (error) => new JobCancelledError({ message: error.message }),
+};
+
+/** Turns an error a provider reported (an Error or its JSON form) into a typed error. */
+function reviveError(
+  error: SerializedError | Error,
+  providerId: string,
+  jobId: string,
+): ComfyServerlessError {
+  if (error instanceof Error || ComfyServerlessError.isInstance(error)) {
+    return toComfyServerlessError(error, { providerId, jobId });
+  }
+  const make = SERIALIZED_ERROR_CLASSES[error.name];
+  const revived = make
+    ? make(error)
+    : new JobFailedError({
+        message: String(error.message ?? 'The job failed'),
+        isRetryable: error.isRetryable === true,
+      });
+  revived.providerId = providerId;
+  revived.jobId = jobId;
+  return revived;
+}
+
+function billedSeconds(ms: number, incrementSeconds: number): number {
+  const seconds = Math.max(0, ms) / 1000;
+  return Math.ceil(seconds / incrementSeconds - 1e-9) * incrementSeconds;
+}
+
+/**
+ * Creates a dispatcher over a set of providers.
+ *
+ * @example
+ * const dispatcher = createDispatcher({ providers: [createRunpod({ endpointId: 'abc', gpu: 'L4-24GB' })] });
+ * const result = await dispatcher.runWorkflow(workflow, { inputs: { '6.text': 'a lighthouse' } });
+ */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  validateDispatcherOptions(options);
+  const clock: Clock = options.clock ?? systemClock;
+  const journal = options.journal ?? createMemoryJournal({ now: () => clock.now() });
+  const owner = options.owner ?? `dispatcher-${randomUUID()}`;
+  const retry = {
+    submitRetries: options.retry?.submitRetries ?? 3,
+    watchRetries: options.retry?.watchRetries ?? 8,
+    minDelayMs: options.retry?.minDelayMs ?? 500,
+    maxDelayMs: options.retry?.maxDelayMs ?? 30_000,
+    rerunAfterStart: options.retry?.rerunAfterStart ?? false,
+    maxAttempts: options.retry?.maxAttempts ?? 4,
+    random: options.retry?.random ?? Math.random,
+  };
+  const routerOptions = options.router ?? {};
+  const route = routerOptions.route ?? routeJob;
+  const healthTtlMs = routerOptions.healthTtlMs ?? 10_000;
+  const defaultExecutionMs = routerOptions.defaultExecutionMs ?? 30_000;
+  const defaultColdStartMs = routerOptions.defaultColdStartMs ?? 20_000;
+  const emitter = new EventEmitter<DispatcherEvents>();
+  const globalQueue = new PQueue({ concurrency: options.concurrency?.global ?? 1000 });
+  const demand = new DemandWindow(clock);
+  const runs = new Map<string, RunContext>();
+
+  const states = new Map<string, ProviderState>();
+  for (const provider of options.providers) {
+    const perProvider = options.concurrency?.perProvider;
+    const concurrency =
+      (typeof perProvider === 'number' ? perProvider : perProvider?.[provider.id]) ??
+      provider.limits?.maxConcurrency ??
+      Number.POSITIVE_INFINITY;
+    states.set(provider.id, {
+      provider,
+      breaker: new CircuitBreaker(clock, routerOptions.breaker),
+      queue: new PQueue({ concurrency }),
+      health: undefined,
+      healthAt: Number.NEGATIVE_INFINITY,
+      healthPending: false,
+      queued: 0,
+      inFlight: 0,
+      executionMs: provider.expectedExecutionMs,
+    });
+  }
+
+  const broadcast = (event: JobEvent) => {
+    (emitter.emit as (name: string, payload: unknown) => boolean)(`job:${event.type}`, event);
+  };
+
+  function refreshHealth(state: ProviderState): void {
+    if (state.healthPending || clock.now() - state.healthAt < healthTtlMs) return;
+    state.healthPending = true;
+    state.provider.doHealth().then(
+      (health) => {
+        state.health = health;
+        state.healthAt = clock.now();
+        state.healthPending = false;
+        emitter.emit('provider:health', { providerId: state.provider.id, health });
+      },
+      () => {
+        // A failed health check is no verdict on its own: the breaker judges real jobs.
+        state.healthAt = clock.now();
+        state.healthPending = false;
+      },
+    );
+  }
+
+  function snapshotOf(state: ProviderState): RouteProviderSnapshot {
+    const { provider } = state;
+    return {
+      id: provider.id,
+      gpu: provider.gpu,
+      pricing: provider.pricing,
+      ...(provider.region === undefined ? {} : { region: provider.region }),
+      ...(provider.image === undefined ? {} : { image: provider.image }),
+      coldStartMs: provider.coldStartMs ?? provider.image?.coldStartMs ?? defaultColdStartMs,
+      expectedExecutionMs: state.executionMs ?? defaultExecutionMs,
+      ...(state.health === undefined ? {} : { health: state.health }),
+      available: state.breaker.allows(),
+      queued: state.queued,
+      inFlight: state.inFlight,
+      maxConcurrency: state.queue.concurrency,
+    };
+  }
+
+  function routeFor(context: RunContext, exclude: Set<string>): RouteDecision {
+    const snapshots: RouteProviderSnapshot[] = [];
+    for (const state of states.values()) {
+      refreshHealth(state);
+      if (!exclude.has(state.provider.id)) snapshots.push(snapshotOf(state));
+    }
+    const budget = context.options.latencyBudgetMs ?? routerOptions.latencyBudgetMs;
+    const region = context.options.region ?? routerOptions.preferRegion;
+    return route({
+      ...(context.requirements.vramGbEstimate === undefined
+        ? {}
+        : { vramGbEstimate: context.requirements.vramGbEstimate }),
+      models: context.requirements.models,
+      nodeTypes: context.requirements.nodeTypes,
+      ...(budget === undefined ? {} : { latencyBudgetMs: budget }),
+      ...(region === undefined ? {} : { preferRegion: region }),
+      providers: snapshots,
+    });
+  }
+
+  function noteFailure(state: ProviderState, error: ComfyServerlessError): void {
+    // Only faults of the platform count against it; a broken workflow fails everywhere.
+    if (!error.isRetryable) return;
+    if (state.breaker.onFailure()) {
+      emitter.emit('provider:circuit-open', { providerId: state.provider.id, at: clock.now() });
+    }
+  }
+
+  function admit(context: RunContext, state: ProviderState): void {
+    leave(context);
+    context.admittedTo = state;
+    if (context.executionStarted) state.inFlight += 1;
+    else state.queued += 1;
+  }
+
+  function leave(context: RunContext): void {
+    const state = context.admittedTo;
+    if (state === undefined) return;
+    if (context.executionStarted) state.inFlight -= 1;
+    else state.queued -= 1;
+    context.admittedTo = undefined;
+  }
+
+  async function journalSafely(jobId: string, patch: Parameters<JobJournalV1['update']>[1]): Promise<void> {
+    try {
+      await journal.update(jobId, patch);
+    } catch (error) {
+      // A refused backwards transition means another process already finished the job.
+      if (!InvalidArgumentError.isInstance(error)) throw error;
+    }
+  }
+
+  async function markStarted(context: RunContext, state: ProviderState, coldStartMs?: number): Promise<void> {
+    if (context.executionStarted) return;
+    if (context.admittedTo === state) state.queued -= 1;
+    context.executionStarted = true;
+    if (context.admittedTo === state) state.inFlight += 1;
+    context.startedAt = clock.now();
+    context.coldStartMs = coldStartMs;
+    context.run.setStatus('running');
+    demand.recordWait(context.startedAt - context.record.createdAt);
+    const attempts = context.record.attempts.map((attempt, index, all) =>
+      index === all.length - 1 ? { ...attempt, startedAt: context.startedAt! } : attempt,
+    );
+    context.record = { ...context.record, attempts };
+    await journalSafely(context.run.id, { status: 'running', startedAt: context.startedAt, attempts });
+    context.run.emit({
+      type: 'started',
+      jobId: context.run.id,
+      at: context.startedAt,
+      providerId: state.provider.id,
+      ...(coldStartMs === undefined ? {} : { coldStartMs }),
+    });
+  }
+
+  async function safeCancel(state: ProviderState, ref: RemoteJobRef): Promise<boolean> {
+    try {
+      await withRetry(() => state.provider.doCancel(ref), {
+        retries: retry.submitRetries,
+        minDelayMs: retry.minDelayMs,
+        maxDelayMs: retry.maxDelayMs,
+        random: retry.random,
+        clock,
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async function watch(
+    context: RunContext,
+    state: ProviderState,
+    ref: RemoteJobRef,
+  ): Promise<AttemptOutcome> {
+    const { run } = context;
+    const providerId = state.provider.id;
+    const outputs: JobOutput[] = [];
+    let watchFailures = 0;
+    for (;;) {
+      try {
+        for await (const event of state.provider.doWatch(ref, { signal: run.signal })) {
+          if (run.signal.aborted) break;
+          switch (event.type) {
+            case 'queued':
+              break;
+            case 'started':
+              await markStarted(context, state, event.coldStartMs);
+              break;
+            case 'progress':
+              run.emit({
+                type: 'progress',
+                jobId: run.id,
+                at: clock.now(),
+                providerId,
+                fraction: Math.min(1, Math.max(0, event.fraction)),
+                ...(event.nodeId === undefined ? {} : { nodeId: event.nodeId }),
+              });
+              break;
+            case 'preview':
+              run.emit({
+                type: 'preview',
+                jobId: run.id,
+                at: clock.now(),
+                providerId,
+                mime: event.mime,
+                data: event.data,
+              });
+              break;
+            case 'output':
+              outputs.push(event.output);
+              run.emit({ type: 'output', jobId: run.id, at: clock.now(), providerId, output: event.output });
+              break;
+            case 'completed':
+              state.breaker.onSuccess();
+              return { kind: 'completed', event, outputs };
+            case 'failed': {
+              const error = reviveError(event.error, providerId, run.id);
+              noteFailure(state, error);
+              return {
+                kind: 'failed',
+                error,
+                executionStarted: event.executionStarted || context.executionStarted,
+              };
+            }
+            case 'cancelled':
+              return { kind: 'cancelled-remotely' };
+          }
+        }
+        if (run.signal.aborted) throw run.signal.reason;
+        throw new JobFailedError({
+          message: `Provider ${providerId} stopped reporting on job ${run.id} before it ended; watching again.`,
+          isRetryable: true,
+          providerId,
+          jobId: run.id,
+        });
+      } catch (caught) {
+        if (run.signal.aborted) throw run.signal.reason;
+        const error = toComfyServerlessError(caught, { providerId, jobId: run.id });
+        watchFailures += 1;
+        if (error.isRetryable && watchFailures <= retry.watchRetries) {
+          await sleep(
+            retryDelayMs(error, watchFailures, {
+              minDelayMs: retry.minDelayMs,
+              maxDelayMs: retry.maxDelayMs,
+              random: retry.random,
+            }),
+            { clock, signal: run.signal },
+          ).catch(() => {});
+          continue;
+        }
+        noteFailure(state, error);
+        // The job may still be alive on the platform. Moving it elsewhere is safe only once
+        // it is known to be stopped there; otherwise it could run twice.
+        const stopped = context.executionStarted ? false : await safeCancel(state, ref);
+        return { kind: 'failed', error, executionStarted: context.executionStarted || !stopped };
+      }
+    }
+  }
+
+  async function submitAndWatch(context: RunContext, state: ProviderState): Promise<AttemptOutcome> {
+    const { run } = context;
+    const provider = state.provider;
+    context.attempts += 1;
+    state.breaker.onAttempt();
+    let ref: RemoteJobRef;
+    try {
+      ref = await withRetry(
+        () =>
+          // The submission itself is not aborted midway: a request the platform accepted
+          // must come back with its id so that the job can be cancelled, not lost.
+          provider.doSubmit({
+            jobId: run.id,
+            workflow: context.record.request.workflow,
+            images: context.record.request.images,
+            requirements: context.requirements,
+            attempt: context.attempts,
+            ...(context.record.request.deadlineAt === undefined
+              ? {}
+              : { deadlineAt: context.record.request.deadlineAt }),
+            ...(context.record.request.metadata === undefined
+              ? {}
+              : { metadata: context.record.request.metadata }),
+          }),
+        {
+          retries: retry.submitRetries,
+          minDelayMs: retry.minDelayMs,
+          maxDelayMs: retry.maxDelayMs,
+          random: retry.random,
+          clock,
+          signal: run.signal,
+        },
+      );
+    } catch (caught) {
+      if (run.signal.aborted) throw run.signal.reason;
+      const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
+      noteFailure(state, error);
+      const attempts = [
+        ...context.record.attempts,
+        { providerId: provider.id, submittedAt: clock.now(), endedAt: clock.now(), error: error.toJSON() },
+      ];
+      context.record = { ...context.record, attempts };
+      await journalSafely(run.id, { attempts });
+      return { kind: 'failed', error, executionStarted: false };
+    }
+    context.remote = { state, ref };
+    const attempts = [
+      ...context.record.attempts,
+      { providerId: provider.id, remote: ref, submittedAt: clock.now() },
+    ];
+    context.record = { ...context.record, attempts, providerId: provider.id };
+    await journalSafely(run.id, { attempts, providerId: provider.id });
+    run.emit({
+      type: 'submitted',
+      jobId: run.id,
+      at: clock.now(),
+      providerId: provider.id,
+      remoteId: ref.remoteId,
+      attempt: context.attempts,
+    });
+    if (run.signal.aborted) throw run.signal.reason;
+    return watch(context, state, ref);
+  }
+
+  function buildResult(
+    context: RunContext,
+    state: ProviderState,
+    outcome: Extract<AttemptOutcome, { kind: 'completed' }>,
+  ): JobResult {
+    const finishedAt = clock.now();
+    const createdAt = context.record.createdAt;
+    const timing = outcome.event.timing ?? {};
+    const executionMs =
+      timing.executionMs ?? (context.startedAt === undefined ? 0 : finishedAt - context.startedAt);
+    const totalMs = Math.max(0, finishedAt - createdAt);
+    const queuedMs =
+      context.startedAt === undefined
+        ? Math.max(0, totalMs - executionMs)
+        : Math.max(0, context.startedAt - createdAt);
+    const coldStartMs = timing.coldStartMs ?? context.coldStartMs;
+    const pricing = state.provider.pricing;
+    const gpuSeconds =
+      outcome.event.gpuSeconds ??
+      billedSeconds(executionMs + (coldStartMs ?? 0), pricing.billingIncrementSeconds ?? 1);
+    return {
+      jobId: context.run.id,
+      status: 'completed',
+      outputs: outcome.event.outputs ?? outcome.outputs,
+      timing: { queuedMs, ...(coldStartMs === undefined ? {} : { coldStartMs }), executionMs, totalMs },
+      cost: { usd: gpuSeconds * pricing.usdPerSecond, gpuSeconds, providerId: state.provider.id },
+      providerId: state.provider.id,
+      attempts: Math.max(1, context.attempts),
+    };
+  }
+
+  async function attemptLoop(context: RunContext): Promise<JobResult> {
+    const { run } = context;
+    const tried = new Set<string>();
+    let lastError: ComfyServerlessError | undefined;
+    let outcome: AttemptOutcome | undefined;
+    let state: ProviderState | undefined;
+
+    // A resumed job that was already submitted is watched where it is, never sent again.
+    if (context.remote !== undefined) {
+      state = context.remote.state;
+      tried.add(state.provider.id);
+      admit(context, state);
+      outcome = await state.queue.add(() => watch(context, state!, context.remote!.ref), {
+        signal: run.signal,
+      });
+    }
+
+    for (;;) {
+      if (outcome !== undefined && state !== undefined) {
+        if (outcome.kind === 'completed') {
+          const result = buildResult(context, state, outcome);
+          const previous = state.executionMs;
+          state.executionMs =
+            previous === undefined
+              ? result.timing.executionMs
+              : previous * 0.8 + result.timing.executionMs * 0.2;
+          demand.recordExecution(result.timing.executionMs);
+          return result;
+        }
+        if (outcome.kind === 'cancelled-remotely') {
+          throw new JobCancelledError({
+            message: `Job ${run.id} was cancelled on ${state.provider.id} by someone other than this dispatcher.`,
+            providerId: state.provider.id,
+            jobId: run.id,
+          });
+        }
+        lastError = outcome.error;
+        const mayRerun = !outcome.executionStarted || (retry.rerunAfterStart && outcome.error.isRetryable);
+        if (!mayRerun || context.attempts >= retry.maxAttempts) throw outcome.error;
+        if (outcome.executionStarted) {
+          // Opted in to re-running: the earlier execution no longer counts as started.
+          leave(context);
+          context.executionStarted = false;
+        }
+        context.remote = undefined;
+      }
+      if (run.signal.aborted) throw run.signal.reason;
+      const decision = routeFor(context, tried);
+      const next = decision.candidates[0];
+      if (next === undefined) {
+        if (lastError !== undefined) throw lastError;
+        throw new NoProviderError({
+          message: `No provider can run job ${run.id}: ${Object.entries(decision.rejected)
+            .map(([id, reason]) => `${id}: ${reason}`)
+            .join('; ')}. Add a provider that fits, or wait for the open circuits to cool down.`,
+          rejected: decision.rejected,
+          jobId: run.id,
+          isRetryable: false,
+        });
+      }
+      const nextState = states.get(next.providerId)!;
+      if (lastError !== undefined && state !== undefined) {
+        run.emit({
+          type: 'retrying',
+          jobId: run.id,
+          at: clock.now(),
+          providerId: state.provider.id,
+          error: lastError.toJSON(),
+          nextProviderId: next.providerId,
+          attempt: context.attempts + 1,
+          delayMs: 0,
+        });
+      }
+      run.emit({
+        type: 'routed',
+        jobId: run.id,
+        at: clock.now(),
+        providerId: next.providerId,
+        candidates: decision.candidates.map((candidate) => candidate.providerId),
+      });
+      tried.add(next.providerId);
+      state = nextState;
+      admit(context, nextState);
+      outcome = await nextState.queue.add(() => submitAndWatch(context, nextState), { signal: run.signal });
+    }
+  }
+
+  async function finalize(
+    context: RunContext,
+    outcome: { result: JobResult } | { error: unknown },
+  ): Promise<void> {
+    const { run } = context;
+    leave(context);
+    if (context.deadlineTimer !== undefined) clock.clearTimeout(context.deadlineTimer);
+    runs.delete(run.id);
+    const at = clock.now();
+    if ('result' in outcome) {
+      run.setStatus('completed');
+      await journalSafely(run.id, { status: 'completed', result: outcome.result, finishedAt: at });
+      run.emit({ type: 'completed', jobId: run.id, at, result: outcome.result });
+      run.finish(outcome);
+      return;
+    }
+    const stop = run.stopRequest;
+    if (stop !== undefined && (run.signal.aborted || JobCancelledError.isInstance(outcome.error))) {
+      // Stopped by us: make sure the platform stops too before saying so.
+      if (context.remote !== undefined) await safeCancel(context.remote.state, context.remote.ref);
+      if (stop.kind === 'timed_out') {
+        const timeoutMs = (context.record.request.deadlineAt ?? at) - context.record.createdAt;
+        const error = new JobTimeoutError({
+          message: `Job ${run.id} did not finish within its ${timeoutMs} ms deadline; it was cancelled${context.remote ? ` on ${context.remote.state.provider.id}` : ''}.`,
+          timeoutMs,
+          jobId: run.id,
+          ...(context.remote ? { providerId: context.remote.state.provider.id } : {}),
+        });
+        run.setStatus('timed_out');
+        await journalSafely(run.id, { status: 'timed_out', error: error.toJSON(), finishedAt: at });
+        run.emit({ type: 'timed_out', jobId: run.id, at, timeoutMs });
+        run.finish({ error });
+        return;
+      }
+      const error = new JobCancelledError({
+        message: `Job ${run.id} was cancelled${stop.reason ? `: ${stop.reason}` : ''}.`,
+        jobId: run.id,
+        ...(context.remote ? { providerId: context.remote.state.provider.id } : {}),
+      });
+      run.setStatus('cancelled');
+      await journalSafely(run.id, { status: 'cancelled', error: error.toJSON(), finishedAt: at });
+      run.emit({ type: 'cancelled', jobId: run.id, at, ...(stop.reason ? { reason: stop.reason } : {}) });
+      run.finish({ error });
+      return;
+    }
+    const error = toComfyServerlessError(outcome.error, { jobId: run.id });
+    const status = JobCancelledError.isInstance(error)
+      ? 'cancelled'
+      : JobTimeoutError.isInstance(error)
+        ? 'timed_out'
+        : 'failed';
+    run.setStatus(status);
+    await journalSafely(run.id, { status, error: error.toJSON(), finishedAt: at });
+    if (status === 'cancelled') run.emit({ type: 'cancelled', jobId: run.id, at, reason: error.message });
+    else if (status === 'timed_out')
+      run.emit({
+        type: 'timed_out',
+        jobId: run.id,
+        at,
+        timeoutMs: error instanceof JobTimeoutError ? (error.timeoutMs ?? 0) : 0,
+      });
+    else run.emit({ type: 'failed', jobId: run.id, at, error: error.toJSON() });
+    run.finish({ error });
+  }
+
+  function requestStop(run: JobRun, kind: 'cancelled' | 'timed_out', reason?: string): void {
+    if (run.isFinished || run.stopRequest !== undefined) return;
+    run.stopRequest = { kind, ...(reason === undefined ? {} : { reason }) };
+    run.controller.abort(
+      kind === 'timed_out'
+        ? new JobTimeoutError({ message: `Job ${run.id} passed its deadline.`, jobId: run.id })
+        : new JobCancelledError({ message: `Job ${run.id} was cancelled.`, jobId: run.id }),
+    );
+  }
+
+  function start(
+    record: JobRecord,
+    requirements: WorkflowRequirements,
+    jobOptions: RunWorkflowOptions,
+  ): RunContext {
+    const run = new JobRun(record.jobId, record.status, jobOptions.onEvent, broadcast, requestStop);
+    const context: RunContext = {
+      run,
+      record,
+      requirements,
+      options: jobOptions,
+      remote: undefined,
+      executionStarted: record.status === 'running',
+      startedAt: record.startedAt,
+      coldStartMs: undefined,
+      attempts: record.attempts.length,
+      deadlineTimer: undefined,
+      admittedTo: undefined,
+      waitingInGlobalQueue: true,
+    };
+    const lastAttempt = record.attempts.at(-1);
+    if (lastAttempt?.remote !== undefined && lastAttempt.endedAt === undefined) {
+      const state = states.get(lastAttempt.providerId);
+      if (state !== undefined) context.remote = { state, ref: lastAttempt.remote };
+    }
+    runs.set(record.jobId, context);
+
+    const signal = jobOptions.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) requestStop(run, 'cancelled', describeReason(signal.reason));
+      else
+        signal.addEventListener('abort', () => requestStop(run, 'cancelled', describeReason(signal.reason)), {
+          once: true,
+        });
+    }
+    const deadlineAt = record.request.deadlineAt;
+    if (deadlineAt !== undefined) {
+      context.deadlineTimer = clock.setTimeout(
+        () => requestStop(run, 'timed_out'),
+        Math.max(0, deadlineAt - clock.now()),
+      );
+    }
+
+    const drive = async () => {
+      try {
+        const result = await globalQueue.add(
+          () => {
+            context.waitingInGlobalQueue = false;
+            return attemptLoop(context);
+          },
+          { signal: run.signal },
+        );
+        await finalize(context, { result });
+      } catch (error) {
+        await finalize(context, { error });
+      }
+    };
+    void drive().catch((error: unknown) => {
+      // Only a journal failure can land here: the job cannot be recorded as finished.
+      run.finish({ error });
+    });
+    return context;
+  }
+
+  function finishedHandle(record: JobRecord): JobHandle {
+    const run = new JobRun(
+      record.jobId,
+      record.status,
+      undefined,
+      () => {},
+      () => {},
+    );
+    if (record.status === 'completed' && record.result !== undefined) {
+      run.emit({
+        type: 'completed',
+        jobId: record.jobId,
+        at: record.finishedAt ?? record.updatedAt,
+        result: record.result,
+      });
+      run.finish({ result: record.result });
+    } else {
+      const error = record.error
+        ? reviveFinishedError(record)
+        : new JobFailedError({
+            message: `Job ${record.jobId} ended as ${record.status}.`,
+            jobId: record.jobId,
+          });
+      run.finish({ error });
+    }
+    return run;
+  }
+
+  function reviveFinishedError(record: JobRecord): ComfyServerlessError {
+    const serialized = record.error!;
+    if (record.status === 'cancelled')
+      return new JobCancelledError({ message: serialized.message, jobId: record.jobId });
+    if (record.status === 'timed_out') {
+      return new JobTimeoutError({ message: serialized.message, jobId: record.jobId });
+    }
+    return reviveError(serialized, serialized.providerId ?? record.providerId ?? 'unknown', record.jobId);
+  }
+
+  async function submit(workflow: unknown, jobOptions: RunWorkflowOptions = {}): Promise<JobHandle> {
+    if (
+      jobOptions.jobId !== undefined &&
+      (typeof jobOptions.jobId !== 'string' || jobOptions.jobId.length === 0 || jobOptions.jobId.length > 256)
+    ) {
+      throw new InvalidArgumentError({
+        argument: 'jobId',
+        message: `Option "jobId" must be a non-empty string of at most 256 characters; got ${String(jobOptions.jobId)}.`,
+      });
+    }
+    if (
+      jobOptions.timeoutMs !== undefined &&
+      !(Number.isFinite(jobOptions.timeoutMs) && jobOptions.timeoutMs > 0)
+    ) {
+      throw new InvalidArgumentError({
+        argument: 'timeoutMs',
+        message: `Option "timeoutMs" must be a number of milliseconds > 0; got ${String(jobOptions.timeoutMs)}.`,
+      });
+    }
+    const jobId = jobOptions.jobId ?? randomUUID();
+    const live = runs.get(jobId);
+    if (live !== undefined) return live.run;
+
+    const prepared = prepareWorkflow(workflow, jobOptions.inputs);
+    const images = jobOptions.images ?? [];
+    const requestHash = hashRequest(prepared.workflow, images);
+    const createdAt = clock.now();
+    const timeoutMs = jobOptions.timeoutMs ?? options.defaultTimeoutMs;
+    const { record, created } = await journal.create({
+      jobId,
+      requestHash,
+      createdAt,
+      request: {
+        workflow: prepared.workflow,
+        images,
+        ...(timeoutMs === undefined ? {} : { timeoutMs, deadlineAt: createdAt + timeoutMs }),
+        ...(jobOptions.metadata === undefined ? {} : { metadata: jobOptions.metadata }),
+      },
+      owner,
+    });
+    if (!created) {
+      if (record.requestHash !== requestHash) {
+        throw new JobConflictError({
+          message: `Job id ${jobId} was already used for a different workflow or images. Use a new job id for a new job.`,
+          jobId,
+        });
+      }
+      const again = runs.get(jobId);
+      if (again !== undefined) return again.run;
+      if (isTerminalStatus(record.status)) return finishedHandle(record);
+      if (journal.claim !== undefined && !(await journal.claim(jobId, owner, 60_000))) {
+        throw new JobConflictError({
+          message: `Job ${jobId} is being run by another process (${record.owner ?? 'unknown'}); follow it with get(), or resume() here once that process is gone.`,
+          jobId,
+        });
+      }
+      return start(record, prepared.requirements, jobOptions).run;
+    }
+    demand.recordArrival();
+    const context = start(record, prepared.requirements, jobOptions);
+    context.run.emit({ type: 'queued', jobId, at: createdAt });
+    return context.run;
+  }
+
+  async function resume(): Promise<JobHandle[]> {
+    const handles: JobHandle[] = [];
+    for (const record of await journal.listNonTerminal()) {
+      const live = runs.get(record.jobId);
+      if (live !== undefined) {
+        handles.push(live.run);
+        continue;
+      }
+      if (journal.claim !== undefined && !(await journal.claim(record.jobId, owner, 60_000))) continue;
+      let requirements: WorkflowRequirements;
+      try {
+        requirements = prepareWorkflow(record.request.workflow).requirements;
+      } catch {
+        requirements = { models: [], nodeTypes: [] };
+      }
+      handles.push(start(record, requirements, {}).run);
+    }
+    return handles;
+  }
+
+  async function cancel(jobId: string, reason?: string): Promise<void> {
+    const live = runs.get(jobId);
+    if (live !== undefined) {
+      await live.run.cancel(reason);
+      return;
+    }
+    const record = await journal.get(jobId);
+    if (record === undefined || isTerminalStatus(record.status)) return;
+    const last = record.attempts.at(-1);
+    const state = last ? states.get(last.providerId) : undefined;
+    if (last?.remote !== undefined && state !== undefined) await safeCancel(state, last.remote);
+    const error = new JobCancelledError({
+      message: `Job ${jobId} was cancelled${reason ? `: ${reason}` : ''}.`,
+      jobId,
+    });
+    await journalSafely(jobId, { status: 'cancelled', error: error.toJSON(), finishedAt: clock.now() });
+  }
+
+  function metrics(): DispatcherMetrics {
+    let queueDepth = 0;
+    let inFlight = 0;
+    const providers: DispatcherMetrics['providers'] = {};
+    for (const state of states.values()) {
+      providers[state.provider.id] = { queueDepth: state.queued, inFlight: state.inFlight };
+      queueDepth += state.queued;
+      inFlight += state.inFlight;
+    }
+    for (const context of runs.values()) if (context.waitingInGlobalQueue) queueDepth += 1;
+    return { demand: demand.snapshot(queueDepth, inFlight), providers };
+  }
+
+  return {
+    runWorkflow: async (workflow, jobOptions) => (await submit(workflow, jobOptions)).result(),
+    submit,
+    get: (jobId) => journal.get(jobId),
+    cancel,
+    resume,
+    metrics,
+    events: emitter,
+    providers: options.providers,
+    journal,
+  };
+}
+
+function describeReason(reason: unknown): string | undefined {
+  if (reason === undefined) return undefined;
+  if (reason instanceof Error) return reason.message;
+  return String(reason);
+}

@@ -1,0 +1,108 @@
+import { InvalidArgumentError } from '../spec/errors';
+import { isTerminalStatus, type JobStatus } from '../spec/job';
+import type { JobJournalV1, JobRecord, JobRecordPatch, NewJobRecord } from '../spec/job-journal-v1';
+
+const STATUS_ORDER: Record<JobStatus, number> = {
+  queued: 0,
+  running: 1,
+  completed: 2,
+  failed: 2,
+  cancelled: 2,
+  timed_out: 2,
+};
+
+/**
+ * Checks that a status change only moves forward (queued, running, then one terminal state)
+ * and throws `InvalidArgumentError` otherwise. Every journal applies the same rule.
+ */
+export function assertStatusTransition(jobId: string, from: JobStatus, to: JobStatus): void {
+  if (from === to) return;
+  if (isTerminalStatus(from) || STATUS_ORDER[to] < STATUS_ORDER[from]) {
+    throw new InvalidArgumentError({
+      argument: 'status',
+      message: `Job ${jobId} cannot move from "${from}" to "${to}": a job's status only moves forward and a finished job stays finished.`,
+    });
+  }
+}
+
+/** Options of the memory journal. */
+export interface MemoryJournalOptions {
+  /** Finished jobs kept for `get` and idempotent resubmission; the oldest go first. @default 10000 */
+  maxFinishedJobs?: number;
+  /** Milliseconds since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * A job journal in this process's memory: the default. It makes submission idempotent
+ * and lets `resume()` re-attach within the process, but it does not survive a crash: use a
+ * Redis journal (`@comfy-serverless/redis`) for that.
+ */
+export function createMemoryJournal(options: MemoryJournalOptions = {}): JobJournalV1 {
+  const maxFinished = options.maxFinishedJobs ?? 10_000;
+  if (!(Number.isInteger(maxFinished) && maxFinished >= 0)) {
+    throw new InvalidArgumentError({
+      argument: 'maxFinishedJobs',
+      message: `"maxFinishedJobs" must be a whole number >= 0; got ${String(options.maxFinishedJobs)}.`,
+    });
+  }
+  const now = options.now ?? Date.now;
+  const records = new Map<string, JobRecord>();
+  // Insertion-ordered set of finished job ids, oldest first, for eviction.
+  const finished = new Set<string>();
+  const owners = new Map<string, { owner: string; until: number }>();
+
+  return {
+    specificationVersion: 'v1',
+    async create(record: NewJobRecord) {
+      const existing = records.get(record.jobId);
+      if (existing !== undefined) return { record: existing, created: false };
+      const stored: JobRecord = {
+        ...record,
+        status: 'queued',
+        version: 1,
+        updatedAt: record.createdAt,
+        attempts: [],
+      };
+      records.set(record.jobId, stored);
+      return { record: stored, created: true };
+    },
+    async update(jobId: string, patch: JobRecordPatch) {
+      const existing = records.get(jobId);
+      if (existing === undefined) {
+        throw new InvalidArgumentError({
+          argument: 'jobId',
+          message: `Job ${jobId} is not in the journal; it may have been evicted after it finished.`,
+        });
+      }
+      if (patch.status !== undefined) assertStatusTransition(jobId, existing.status, patch.status);
+      const updated: JobRecord = { ...existing, ...patch, version: existing.version + 1, updatedAt: now() };
+      records.set(jobId, updated);
+      if (isTerminalStatus(updated.status) && !finished.has(jobId)) {
+        finished.add(jobId);
+        owners.delete(jobId);
+        while (finished.size > maxFinished) {
+          const oldest = finished.values().next().value as string;
+          finished.delete(oldest);
+          records.delete(oldest);
+        }
+      }
+      return updated;
+    },
+    async get(jobId: string) {
+      return records.get(jobId);
+    },
+    async listNonTerminal() {
+      const result: JobRecord[] = [];
+      for (const record of records.values()) if (!isTerminalStatus(record.status)) result.push(record);
+      return result;
+    },
+    async claim(jobId: string, owner: string, ttlMs: number) {
+      const current = owners.get(jobId);
+      const time = now();
+      if (current !== undefined && current.owner !== owner && current.until > time) return false;
+      owners.set(jobId, { owner, until: time + ttlMs });
+      return true;
+    },
+  };
+}
