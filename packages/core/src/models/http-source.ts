@@ -4,6 +4,7 @@ import type { Clock } from '../spec/clock';
 import { ApiCallError, InvalidArgumentError, InvalidResponseError } from '../spec/errors';
 import type { ModelRef } from '../spec/job';
 import { redactSecrets } from '../telemetry/redact';
+import { assertContentRange } from './content-range';
 import type { ModelObjectInfo, ModelSource } from './model-source';
 import { downloadInParts } from './part-download';
 

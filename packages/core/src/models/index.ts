@@ -1,3 +1,4 @@
+export { assertContentRange } from './content-range';
 export type {
   DiskCacheUsage,
   DiskModelCache,

@@ -22,7 +22,11 @@ export interface ByteRange {
  */
 export type RangeReader = (
   range: ByteRange,
-  options: { signal: AbortSignal; etag?: string },
+  options: {
+    signal: AbortSignal;
+    etag?: string /** The object's size as the download knows it. */;
+    sizeBytes: number;
+  },
 ) => Promise<AsyncIterable<Uint8Array>>;
 
 /** Options of `downloadInParts`. */
@@ -255,9 +259,7 @@ async function downloadVersion(
           await downloadPart(
             options,
             handle,
-            index * partSizeBytes,
-            partLength(index),
-            etag,
+            { start: index * partSizeBytes, length: partLength(index), sizeBytes, etag },
             controller.signal,
             report,
           );
@@ -296,19 +298,22 @@ async function downloadVersion(
 async function downloadPart(
   options: PartDownloadOptions,
   handle: FileHandle,
-  start: number,
-  length: number,
-  etag: string | undefined,
+  part: { start: number; length: number; sizeBytes: number; etag: string | undefined },
   signal: AbortSignal,
   report: (bytes: number, fresh: boolean) => void,
 ): Promise<void> {
   const writeBufferBytes = options.writeBufferBytes ?? MEBIBYTE;
+  const { start, length, sizeBytes, etag } = part;
   let written = 0;
   const retry = options.retry ?? {};
   await withRetry(
     async () => {
       const range = { start: start + written, end: start + length - 1 };
-      const stream = await options.readRange(range, { signal, ...(etag === undefined ? {} : { etag }) });
+      const stream = await options.readRange(range, {
+        signal,
+        sizeBytes,
+        ...(etag === undefined ? {} : { etag }),
+      });
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
       const flush = async () => {
@@ -321,18 +326,24 @@ async function downloadPart(
         written += bytes;
         report(bytes, true);
       };
-      for await (const chunk of stream) {
-        if (written + pendingBytes + chunk.byteLength > length) {
-          throw new InvalidResponseError({
-            message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
-          });
+      try {
+        for await (const chunk of stream) {
+          if (written + pendingBytes + chunk.byteLength > length) {
+            pending = [];
+            pendingBytes = 0;
+            throw new InvalidResponseError({
+              message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
+            });
+          }
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
+          if (pendingBytes >= writeBufferBytes) await flush();
+          signal.throwIfAborted();
         }
-        pending.push(chunk);
-        pendingBytes += chunk.byteLength;
-        if (pendingBytes >= writeBufferBytes) await flush();
-        signal.throwIfAborted();
+      } finally {
+        // Bytes that arrived before a broken stream are good: keep them, so the retry asks only for the rest.
+        await flush();
       }
-      await flush();
       if (written < length) {
         throw new ApiCallError({
           message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
