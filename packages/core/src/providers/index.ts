@@ -1,1 +1,2 @@
-export {};
+export type { SelfHostedSettings } from './self-hosted';
+export { createSelfHosted } from './self-hosted';
