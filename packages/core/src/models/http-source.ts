@@ -131,6 +131,12 @@ export function createHttpModelSource(options: HttpModelSourceOptions): ModelSou
             }
             throw await failure(response, url, 'GET');
           }
+          try {
+            assertContentRange(response.headers.get('content-range'), range, rangeOptions.sizeBytes, url);
+          } catch (error) {
+            await response.body?.cancel().catch(() => {});
+            throw error;
+          }
           if (response.body === null)
             throw new InvalidResponseError({ message: `GET ${url} had no body.`, url });
           return response.body as unknown as AsyncIterable<Uint8Array>;
