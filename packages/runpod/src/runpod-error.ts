@@ -168,6 +168,23 @@ export function mapJobFailure(failure: RunpodFailure, context: Context): ComfySe
     });
   }
 
+  const unknownNode = /Cannot execute because node (\S+?) does not exist/.exec(message);
+  if (unknownNode) {
+    const classType = unknownNode[1] ?? '';
+    const nodeId = /Node ID '#?([^']+)'/.exec(message)?.[1] ?? '';
+    return new ComfyValidationError({
+      message: `The worker of RunPod job ${context.remoteId} has no node type ${classType}${
+        nodeId ? ` (node ${nodeId})` : ''
+      }. Use a worker image with that custom node installed, or remove it from the workflow.`,
+      type: 'invalid_prompt',
+      nodeErrors: [
+        { nodeId, classType, type: 'invalid_prompt', message: `node type ${classType} does not exist` },
+      ],
+      rawNodeErrors: all,
+      ...base,
+    });
+  }
+
   const execution = all.map((line) => EXECUTION.exec(line)).find((match) => match !== null);
   if (execution) {
     const nodeType = execution[1]?.trim() ?? '';

@@ -282,6 +282,22 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
   let lastActivity = performance.now();
   let closed = false;
 
+  // The mock's own timers, told apart from those of clients sleeping on the same clock.
+  const ownTimers = new Set<unknown>();
+  const setTimer = (callback: () => void, ms: number): unknown => {
+    const handle: unknown = clock.setTimeout(() => {
+      ownTimers.delete(handle);
+      callback();
+    }, ms);
+    ownTimers.add(handle);
+    return handle;
+  };
+  const clearTimer = (handle: unknown): void => {
+    if (handle === undefined) return;
+    ownTimers.delete(handle);
+    clock.clearTimeout(handle);
+  };
+
   const touch = () => {
     lastActivity = performance.now();
   };
@@ -303,7 +319,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       worker.state = 'idle';
       return;
     }
-    worker.timer = clock.setTimeout(() => {
+    worker.timer = setTimer(() => {
       worker.timer = undefined;
       worker.state = 'idle';
       dispatch();
@@ -311,8 +327,8 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
   };
 
   const retireIdle = (worker: Worker): void => {
-    if (worker.timer !== undefined) clock.clearTimeout(worker.timer);
-    worker.timer = clock.setTimeout(() => {
+    if (worker.timer !== undefined) clearTimer(worker.timer);
+    worker.timer = setTimer(() => {
       worker.timer = undefined;
       if (worker.state !== 'idle') return;
       if (liveWorkers().length <= endpointSettings.workersMin) return;
@@ -349,7 +365,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
   };
 
   const clearJobTimers = (job: Job): void => {
-    for (const timer of job.timers) clock.clearTimeout(timer);
+    for (const timer of job.timers) clearTimer(timer);
     job.timers = [];
   };
 
@@ -380,8 +396,8 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
     }
     if (wasRunning) freeWorker(job);
     const retention = job.sync ? runsyncRetentionMs : runRetentionMs;
-    if (job.retentionTimer !== undefined) clock.clearTimeout(job.retentionTimer);
-    job.retentionTimer = clock.setTimeout(() => remove(job), retention);
+    if (job.retentionTimer !== undefined) clearTimer(job.retentionTimer);
+    job.retentionTimer = setTimer(() => remove(job), retention);
     answerHolds(job);
     dispatch();
   };
@@ -391,8 +407,8 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
     const wasRunning = job.status === 'IN_PROGRESS';
     job.deleted = true;
     clearJobTimers(job);
-    if (job.ttlTimer !== undefined) clock.clearTimeout(job.ttlTimer);
-    if (job.retentionTimer !== undefined) clock.clearTimeout(job.retentionTimer);
+    if (job.ttlTimer !== undefined) clearTimer(job.ttlTimer);
+    if (job.retentionTimer !== undefined) clearTimer(job.retentionTimer);
     const index = queue.indexOf(job.id);
     if (index >= 0) queue.splice(index, 1);
     if (wasRunning) freeWorker(job);
@@ -404,7 +420,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
     worker.state = 'running';
     worker.jobId = job.id;
     if (worker.timer !== undefined) {
-      clock.clearTimeout(worker.timer);
+      clearTimer(worker.timer);
       worker.timer = undefined;
     }
     job.status = 'IN_PROGRESS';
@@ -419,18 +435,18 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       const at = Math.floor((executionMs * (index + 1)) / (chunks.length + 1));
       if (at >= timeout || plan.outcome === 'hang') return;
       job.timers.push(
-        clock.setTimeout(() => {
+        setTimer(() => {
           job.streamChunks.push(chunk);
           answerHolds(job, ['stream']);
         }, at),
       );
     });
     if (plan.outcome === 'hang' || executionMs >= timeout) {
-      job.timers.push(clock.setTimeout(() => finish(job, 'TIMED_OUT'), timeout));
+      job.timers.push(setTimer(() => finish(job, 'TIMED_OUT'), timeout));
       return;
     }
     job.timers.push(
-      clock.setTimeout(() => finish(job, plan.outcome === 'failed' ? 'FAILED' : 'COMPLETED'), executionMs),
+      setTimer(() => finish(job, plan.outcome === 'failed' ? 'FAILED' : 'COMPLETED'), executionMs),
     );
   };
 
@@ -489,7 +505,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
     };
     jobs.set(id, job);
     jobsAccepted += 1;
-    job.ttlTimer = clock.setTimeout(() => remove(job), job.policy.ttl);
+    job.ttlTimer = setTimer(() => remove(job), job.policy.ttl);
     queue.push(id);
     dispatch();
     return job;
@@ -549,14 +565,14 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       timer: undefined,
       answer: () => {
         if (!holds.delete(entry)) return;
-        clock.clearTimeout(entry.timer);
+        clearTimer(entry.timer);
         reply();
       },
     };
-    entry.timer = clock.setTimeout(entry.answer, waitMs);
+    entry.timer = setTimer(entry.answer, waitMs);
     holds.add(entry);
     response.on('close', () => {
-      if (holds.delete(entry)) clock.clearTimeout(entry.timer);
+      if (holds.delete(entry)) clearTimer(entry.timer);
     });
     notifyHeld();
   };
@@ -699,7 +715,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
           return send(response, 400, {
             error: `job ${job.id} is ${job.status}; only FAILED or TIMED_OUT jobs can be retried`,
           });
-        if (job.retentionTimer !== undefined) clock.clearTimeout(job.retentionTimer);
+        if (job.retentionTimer !== undefined) clearTimer(job.retentionTimer);
         job.status = 'IN_QUEUE';
         job.retried = true;
         delete job.finishedAt;
@@ -799,7 +815,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
     for (const worker of [...workers]) {
       if (workers.length <= endpointSettings.workersMax) break;
       if (worker.state === 'idle' || worker.state === 'throttled' || worker.state === 'initializing') {
-        if (worker.timer !== undefined) clock.clearTimeout(worker.timer);
+        if (worker.timer !== undefined) clearTimer(worker.timer);
         workers.splice(workers.indexOf(worker), 1);
       }
     }
@@ -911,14 +927,21 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       : options.autoAdvance
         ? 10
         : 10;
-  const isQuiet = () => openResponses.size === holds.size && performance.now() - lastActivity >= quietMs;
+  // Time may jump only while every client waits on the clock: each open request is held, and
+  // someone is waiting (a held request, or a client's own timer such as a backoff sleep).
+  // A client between two requests holds nothing and sleeps on nothing, so time stays put.
+  const isQuiet = (steppable: SteppableClock) =>
+    openResponses.size === holds.size &&
+    (holds.size > 0 || steppable.pending() > ownTimers.size) &&
+    performance.now() - lastActivity >= quietMs;
 
   const step = async (): Promise<boolean> => {
     if (!isSteppable(clock))
       throw new Error('step() needs a virtual clock (createVirtualClock) as the mock clock.');
     for (;;) {
       if (closed) return false;
-      if (isQuiet()) break;
+      // Explicit steps do not need a waiting client: only that no request is being worked on.
+      if (openResponses.size === holds.size && performance.now() - lastActivity >= quietMs) break;
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     const fired = await clock.next();
@@ -934,7 +957,7 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       );
     let advancing = false;
     advancer = setInterval(() => {
-      if (advancing || closed || !isQuiet() || clock.pending() === 0) return;
+      if (advancing || closed || !isQuiet(clock)) return;
       advancing = true;
       void clock.next().finally(() => {
         advancing = false;
@@ -1049,14 +1072,14 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       if (advancer) clearInterval(advancer);
       for (const entry of [...holds]) {
         holds.delete(entry);
-        clock.clearTimeout(entry.timer);
+        clearTimer(entry.timer);
       }
       for (const job of jobs.values()) {
         clearJobTimers(job);
-        if (job.ttlTimer !== undefined) clock.clearTimeout(job.ttlTimer);
-        if (job.retentionTimer !== undefined) clock.clearTimeout(job.retentionTimer);
+        if (job.ttlTimer !== undefined) clearTimer(job.ttlTimer);
+        if (job.retentionTimer !== undefined) clearTimer(job.retentionTimer);
       }
-      for (const worker of workers) if (worker.timer !== undefined) clock.clearTimeout(worker.timer);
+      for (const worker of workers) if (worker.timer !== undefined) clearTimer(worker.timer);
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
