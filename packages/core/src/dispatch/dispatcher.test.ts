@@ -294,7 +294,8 @@ describe('createDispatcher', () => {
   });
 
   it('resumes a submitted job from the journal in a new dispatcher without submitting it again', async () => {
-    const journal = createMemoryJournal();
+    let now = Date.now();
+    const journal = createMemoryJournal({ now: () => now });
     const crashed = createMockProvider({
       id: 'p',
       doSubmit: { remoteId: 'remote-42' },
@@ -306,6 +307,11 @@ describe('createDispatcher', () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     expect((await journal.get('survivor'))?.attempts[0]?.remote).toEqual({ remoteId: 'remote-42' });
+    // The first process "dies": its timers stop and its claim on the job runs out.
+    before.close();
+    const stillClaimed = createDispatcher({ providers: [createMockProvider({ id: 'p' })], journal });
+    expect(await stillClaimed.resume()).toEqual([]);
+    now += 30_001;
 
     const restarted = createMockProvider({ id: 'p' });
     const after = createDispatcher({ providers: [restarted], journal });

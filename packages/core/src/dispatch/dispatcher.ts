@@ -15,6 +15,7 @@ import {
   JobTimeoutError,
   NoProviderError,
   type SerializedError,
+  SubmissionUnknownError,
   toComfyServerlessError,
 } from '../spec/errors';
 import {
@@ -93,6 +94,8 @@ export interface Dispatcher {
   readonly events: EventEmitter<DispatcherEvents>;
   readonly providers: readonly ProviderV1[];
   readonly journal: JobJournalV1;
+  /** Stops the dispatcher's own timers (claim renewal, take-over); running jobs are left to finish. */
+  close(): void;
 }
 
 interface ProviderState {
@@ -124,6 +127,8 @@ interface RunContext {
   deadlineTimer: unknown;
   /** Counted in a provider's `queued` (true) or `inFlight` (false) while admitted. */
   admittedTo: ProviderState | undefined;
+  /** Set on resume when the job was being sent to this provider when its process died. */
+  unknownSubmission: ProviderState | undefined;
   waitingInGlobalQueue: boolean;
 }
 
@@ -192,6 +197,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const clock: Clock = options.clock ?? systemClock;
   const journal = options.journal ?? createMemoryJournal({ now: () => clock.now() });
   const owner = options.owner ?? `dispatcher-${randomUUID()}`;
+  const claimTtlMs = options.claimTtlMs ?? 30_000;
   const retry = {
     submitRetries: options.retry?.submitRetries ?? 3,
     watchRetries: options.retry?.watchRetries ?? 8,
@@ -210,6 +216,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const globalQueue = new PQueue({ concurrency: options.concurrency?.global ?? 1000 });
   const demand = new DemandWindow(clock);
   const runs = new Map<string, RunContext>();
+  const pendingSubmissions = new Map<string, Promise<JobHandle>>();
 
   const states = new Map<string, ProviderState>();
   for (const provider of options.providers) {
@@ -456,6 +463,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const provider = state.provider;
     context.attempts += 1;
     state.breaker.onAttempt();
+    // The intent is journalled before the request leaves, so that a process that dies
+    // mid-submission leaves a trace that resume() will not blindly send again.
+    const intent = { providerId: provider.id, submittedAt: clock.now() };
+    context.record = { ...context.record, attempts: [...context.record.attempts, intent] };
+    await journalSafely(run.id, { attempts: context.record.attempts });
     let ref: RemoteJobRef;
     try {
       ref = await withRetry(
@@ -489,18 +501,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
       noteFailure(state, error);
       const attempts = [
-        ...context.record.attempts,
-        { providerId: provider.id, submittedAt: clock.now(), endedAt: clock.now(), error: error.toJSON() },
+        ...context.record.attempts.slice(0, -1),
+        { ...intent, endedAt: clock.now(), error: error.toJSON() },
       ];
       context.record = { ...context.record, attempts };
       await journalSafely(run.id, { attempts });
       return { kind: 'failed', error, executionStarted: false };
     }
     context.remote = { state, ref };
-    const attempts = [
-      ...context.record.attempts,
-      { providerId: provider.id, remote: ref, submittedAt: clock.now() },
-    ];
+    const attempts = [...context.record.attempts.slice(0, -1), { ...intent, remote: ref }];
     context.record = { ...context.record, attempts, providerId: provider.id };
     await journalSafely(run.id, { attempts, providerId: provider.id });
     run.emit({
@@ -546,12 +555,69 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     };
   }
 
+  /**
+   * A resumed job whose last submission has no journalled reference: the process died
+   * while sending it. Look it up where the provider allows; otherwise follow
+   * `onUnknownSubmission`.
+   */
+  async function settleUnknownSubmission(context: RunContext, state: ProviderState): Promise<void> {
+    const { run } = context;
+    context.unknownSubmission = undefined;
+    const markEnded = async (note: string) => {
+      const attempts = context.record.attempts.map((attempt, index, all) =>
+        index === all.length - 1
+          ? {
+              ...attempt,
+              endedAt: clock.now(),
+              error: { name: 'SubmissionUnknownError', message: note, isRetryable: false },
+            }
+          : attempt,
+      );
+      context.record = { ...context.record, attempts };
+      await journalSafely(run.id, { attempts });
+    };
+    if (state.provider.doLookup !== undefined) {
+      const lookup = state.provider.doLookup.bind(state.provider);
+      const ref = await withRetry(() => lookup(run.id, { signal: run.signal }), {
+        retries: retry.submitRetries,
+        minDelayMs: retry.minDelayMs,
+        maxDelayMs: retry.maxDelayMs,
+        random: retry.random,
+        clock,
+        signal: run.signal,
+      });
+      if (ref !== undefined) {
+        context.remote = { state, ref };
+        const attempts = context.record.attempts.map((attempt, index, all) =>
+          index === all.length - 1 ? { ...attempt, remote: ref } : attempt,
+        );
+        context.record = { ...context.record, attempts };
+        await journalSafely(run.id, { attempts });
+        return;
+      }
+      await markEnded(`not found on ${state.provider.id} after a restart: it was never accepted`);
+      return;
+    }
+    if ((options.onUnknownSubmission ?? 'fail') === 'resubmit') {
+      await markEnded('unknown after a restart; sent again because onUnknownSubmission is "resubmit"');
+      return;
+    }
+    throw new SubmissionUnknownError({
+      message: `Job ${run.id} was being sent to ${state.provider.id} when the process that owned it stopped, and ${state.provider.platform} cannot be searched for it. It may be running there; it was not sent again so that it cannot run twice. Check the platform, or set onUnknownSubmission: 'resubmit' to prefer sending it again.`,
+      providerId: state.provider.id,
+      jobId: run.id,
+    });
+  }
+
   async function attemptLoop(context: RunContext): Promise<JobResult> {
     const { run } = context;
     const tried = new Set<string>();
     let lastError: ComfyServerlessError | undefined;
     let outcome: AttemptOutcome | undefined;
     let state: ProviderState | undefined;
+
+    if (context.unknownSubmission !== undefined)
+      await settleUnknownSubmission(context, context.unknownSubmission);
 
     // A resumed job that was already submitted is watched where it is, never sent again.
     if (context.remote !== undefined) {
@@ -712,8 +778,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     record: JobRecord,
     requirements: WorkflowRequirements,
     jobOptions: RunWorkflowOptions,
+    isNew = false,
   ): RunContext {
     const run = new JobRun(record.jobId, record.status, jobOptions.onEvent, broadcast, requestStop);
+    if (isNew) run.emit({ type: 'queued', jobId: record.jobId, at: record.createdAt });
     const context: RunContext = {
       run,
       record,
@@ -726,14 +794,19 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       attempts: record.attempts.length,
       deadlineTimer: undefined,
       admittedTo: undefined,
+      unknownSubmission: undefined,
       waitingInGlobalQueue: true,
     };
     const lastAttempt = record.attempts.at(-1);
-    if (lastAttempt?.remote !== undefined && lastAttempt.endedAt === undefined) {
+    if (lastAttempt !== undefined && lastAttempt.endedAt === undefined) {
       const state = states.get(lastAttempt.providerId);
-      if (state !== undefined) context.remote = { state, ref: lastAttempt.remote };
+      if (state !== undefined) {
+        if (lastAttempt.remote !== undefined) context.remote = { state, ref: lastAttempt.remote };
+        else context.unknownSubmission = state;
+      }
     }
     runs.set(record.jobId, context);
+    scheduleClaimRenewal();
 
     const signal = jobOptions.signal;
     if (signal !== undefined) {
@@ -832,7 +905,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const jobId = jobOptions.jobId ?? randomUUID();
     const live = runs.get(jobId);
     if (live !== undefined) return live.run;
+    // Two submissions of one id racing within this process share the first one's outcome.
+    const pending = pendingSubmissions.get(jobId);
+    if (pending !== undefined) return pending;
+    const submission = accept(jobId, workflow, jobOptions);
+    pendingSubmissions.set(jobId, submission);
+    try {
+      return await submission;
+    } finally {
+      pendingSubmissions.delete(jobId);
+    }
+  }
 
+  async function accept(
+    jobId: string,
+    workflow: unknown,
+    jobOptions: RunWorkflowOptions,
+  ): Promise<JobHandle> {
     const prepared = prepareWorkflow(workflow, jobOptions.inputs);
     const images = jobOptions.images ?? [];
     const requestHash = hashRequest(prepared.workflow, images);
@@ -860,7 +949,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const again = runs.get(jobId);
       if (again !== undefined) return again.run;
       if (isTerminalStatus(record.status)) return finishedHandle(record);
-      if (journal.claim !== undefined && !(await journal.claim(jobId, owner, 60_000))) {
+      if (journal.claim !== undefined && !(await journal.claim(jobId, owner, claimTtlMs))) {
         throw new JobConflictError({
           message: `Job ${jobId} is being run by another process (${record.owner ?? 'unknown'}); follow it with get(), or resume() here once that process is gone.`,
           jobId,
@@ -869,9 +958,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       return start(record, prepared.requirements, jobOptions).run;
     }
     demand.recordArrival();
-    const context = start(record, prepared.requirements, jobOptions);
-    context.run.emit({ type: 'queued', jobId, at: createdAt });
-    return context.run;
+    if (journal.claim !== undefined) await journal.claim(jobId, owner, claimTtlMs);
+    return start(record, prepared.requirements, jobOptions, true).run;
   }
 
   async function resume(): Promise<JobHandle[]> {
@@ -882,7 +970,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         handles.push(live.run);
         continue;
       }
-      if (journal.claim !== undefined && !(await journal.claim(record.jobId, owner, 60_000))) continue;
+      if (journal.claim !== undefined && !(await journal.claim(record.jobId, owner, claimTtlMs))) continue;
       let requirements: WorkflowRequirements;
       try {
         requirements = prepareWorkflow(record.request.workflow).requirements;
@@ -912,6 +1000,41 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     await journalSafely(jobId, { status: 'cancelled', error: error.toJSON(), finishedAt: clock.now() });
   }
 
+  let renewalTimer: unknown;
+  let takeOverTimer: unknown;
+  let closed = false;
+
+  /** Keeps this process's claims alive while it runs jobs, in journals that track owners. */
+  function scheduleClaimRenewal(): void {
+    const claim = journal.claim?.bind(journal);
+    if (claim === undefined || renewalTimer !== undefined || closed) return;
+    renewalTimer = clock.setTimeout(() => {
+      renewalTimer = undefined;
+      const ids = [...runs.keys()];
+      void Promise.all(ids.map((jobId) => claim(jobId, owner, claimTtlMs).catch(() => false))).finally(() => {
+        if (runs.size > 0) scheduleClaimRenewal();
+      });
+    }, claimTtlMs / 3);
+  }
+
+  function scheduleTakeOver(): void {
+    if (options.takeOverIntervalMs === undefined || closed) return;
+    takeOverTimer = clock.setTimeout(() => {
+      void resume()
+        .catch(() => [])
+        .finally(scheduleTakeOver);
+    }, options.takeOverIntervalMs);
+  }
+  scheduleTakeOver();
+
+  function close(): void {
+    closed = true;
+    if (renewalTimer !== undefined) clock.clearTimeout(renewalTimer);
+    if (takeOverTimer !== undefined) clock.clearTimeout(takeOverTimer);
+    renewalTimer = undefined;
+    takeOverTimer = undefined;
+  }
+
   function metrics(): DispatcherMetrics {
     let queueDepth = 0;
     let inFlight = 0;
@@ -935,6 +1058,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     events: emitter,
     providers: options.providers,
     journal,
+    close,
   };
 }
 

@@ -65,6 +65,23 @@ export interface DispatcherOptions {
   defaultTimeoutMs?: number;
   /** This process's name in a shared journal's ownership claims. @default a random id */
   owner?: string;
+  /**
+   * How long this process's claim on a job lasts without renewal, ms, in journals that
+   * track ownership (claims are renewed at a third of it while the job runs). @default 30000
+   */
+  claimTtlMs?: number;
+  /**
+   * Calls `resume()` this often, ms, so that jobs whose owner died are taken over by this
+   * process. Use it with a journal shared by many processes. @default off
+   */
+  takeOverIntervalMs?: number;
+  /**
+   * What to do on resume with a job that was being sent when its process died, on a
+   * provider that cannot look jobs up (`doLookup`): `'fail'` ends it with
+   * `SubmissionUnknownError` (never a second execution); `'resubmit'` sends it again
+   * (never lost, but it may run twice). @default 'fail'
+   */
+  onUnknownSubmission?: 'fail' | 'resubmit';
 }
 
 function fail(argument: string, expected: string, received: unknown): never {
@@ -157,6 +174,14 @@ export function validateDispatcherOptions(options: DispatcherOptions): void {
   checkCount('retry.minDelayMs', retry.minDelayMs, true, false);
   checkCount('retry.maxDelayMs', retry.maxDelayMs, true, false);
   checkCount('defaultTimeoutMs', options.defaultTimeoutMs, false, false);
+  checkCount('claimTtlMs', options.claimTtlMs, false, false);
+  checkCount('takeOverIntervalMs', options.takeOverIntervalMs, false, false);
+  if (
+    options.onUnknownSubmission !== undefined &&
+    !['fail', 'resubmit'].includes(options.onUnknownSubmission)
+  ) {
+    fail('onUnknownSubmission', '"fail" or "resubmit"', options.onUnknownSubmission);
+  }
   checkCount('router.latencyBudgetMs', options.router?.latencyBudgetMs, false, false);
   checkCount('router.healthTtlMs', options.router?.healthTtlMs, true, false);
   checkCount('router.breaker.failureThreshold', options.router?.breaker?.failureThreshold, false, false);

@@ -447,6 +447,22 @@ export class JobConflictError extends ComfyServerlessError {
   }
 }
 
+const submissionUnknown = defineMarker('SubmissionUnknownError');
+/**
+ * A process died after sending a job to a platform and before it could record the
+ * platform's id for it, and the platform cannot be searched for the job. It may be running
+ * there; sending it again could run it twice, so it is ended with this error instead.
+ */
+export class SubmissionUnknownError extends ComfyServerlessError {
+  protected readonly [submissionUnknown.symbol] = true;
+  constructor(options: ComfyServerlessErrorOptions) {
+    super({ ...options, name: 'SubmissionUnknownError', isRetryable: false });
+  }
+  static override isInstance(error: unknown): error is SubmissionUnknownError {
+    return hasMarker(error, submissionUnknown.marker);
+  }
+}
+
 /** Turns anything thrown into a `ComfyServerlessError`, keeping it when it already is one. */
 export function toComfyServerlessError(
   error: unknown,

@@ -111,6 +111,14 @@ export interface ProviderV1 {
   /** Reports the platform's health and load. */
   doHealth(options?: ProviderCallOptions): Promise<ProviderHealth>;
 
+  /**
+   * Optional: finds a job this provider accepted, by the dispatcher's job id, when the
+   * process that submitted it died before it could journal the reference. Providers whose
+   * platform can be searched by a client-chosen id (a ComfyUI prompt id, ECS `startedBy`)
+   * implement it; for the others such a job is ambiguous and is not sent again.
+   */
+  doLookup?(jobId: string, options?: ProviderCallOptions): Promise<RemoteJobRef | undefined>;
+
   /** Optional: checks before submission that this provider can run the workflow (preflight). */
   doPreflight?(
     requirements: WorkflowRequirements,
