@@ -226,7 +226,7 @@ describe('createRunpod: submission', () => {
       attempt: 1,
       deadlineAt: clock.now() + 120_000,
     });
-    expect((requests[0]?.body as { policy: { ttl: number } }).policy.ttl).toBe(120_000);
+    expect(requests[0]?.body).toMatchObject({ policy: { ttl: 120_000 } });
   });
 
   it('refuses a /run body over 10 MB before sending, suggesting S3 inputs', async () => {
