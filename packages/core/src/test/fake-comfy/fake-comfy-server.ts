@@ -695,7 +695,12 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
       pending.sort((a, b) => a.number - b.number);
       sendJson(response, 200, { prompt_id: promptId, number, node_errors: {} });
       sendStatus();
-      pump();
+      // The prompt worker picks it up on a later tick, as ComfyUI's worker thread does.
+      const handle = clock.setTimeout(() => {
+        timers.delete(handle);
+        pump();
+      }, 0);
+      timers.add(handle);
       return;
     }
     if (path === '/prompt' && method === 'GET') {

@@ -10,3 +10,4 @@ export type {
 } from './fake-comfy-server';
 export { startFakeComfyServer } from './fake-comfy-server';
 export { validateFakePrompt } from './fake-validation';
+export { sampleWorkflow } from './sample-workflow';
