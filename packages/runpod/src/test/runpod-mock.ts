@@ -461,6 +461,8 @@ export async function startRunpodMock(options: RunpodMockOptions = {}): Promise<
       if (job && job.status === 'IN_QUEUE' && !job.deleted) start(job, worker);
     }
     scale();
+    // Workers that start without a cold start are idle at once: give them the queue.
+    if (queue.length > 0 && workers.some((worker) => worker.state === 'idle')) dispatch();
   };
 
   const accept = (body: Record<string, unknown>, sync: boolean): Job => {
