@@ -1,0 +1,301 @@
+import { WorkflowFormatError, type WorkflowIssue, WorkflowValidationError } from '../spec/errors';
+import type { ApiWorkflow, WorkflowNode } from '../spec/job';
+
+const MAX_VALUE_DEPTH = 64;
+const SAVE_API_FORMAT_HINT =
+  'Export the workflow with "Save (API format)" (enable the dev mode options in ComfyUI\'s settings ' +
+  'if the menu entry is missing) and send that file instead.';
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function looksLikeUiExport(value: Record<string, unknown>): boolean {
+  if (!Array.isArray(value.nodes)) return false;
+  return (
+    Array.isArray(value.links) ||
+    Object.hasOwn(value, 'last_node_id') ||
+    Object.hasOwn(value, 'last_link_id') ||
+    Object.hasOwn(value, 'version') ||
+    Object.hasOwn(value, 'groups')
+  );
+}
+
+function looksLikeNode(value: unknown): boolean {
+  return isPlainObject(value) && typeof value.class_type === 'string';
+}
+
+/** A JSON-safe deep copy; problems are recorded, never thrown, so every issue is reported. */
+function cloneJson(
+  value: unknown,
+  depth: number,
+  seen: Set<object>,
+  report: (message: string) => void,
+): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) report(`${value} is not a finite number (JSON cannot carry it)`);
+      return value;
+    case 'object':
+      break;
+    default:
+      report(`a ${typeof value} value cannot be sent as JSON`);
+      return undefined;
+  }
+  if (value === null) return null;
+  if (depth >= MAX_VALUE_DEPTH) {
+    report(`the value is nested more than ${MAX_VALUE_DEPTH} levels deep`);
+    return undefined;
+  }
+  if (seen.has(value)) {
+    report('the value refers to itself (a cycle), so it cannot be sent as JSON');
+    return undefined;
+  }
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      const copy: unknown[] = new Array(value.length);
+      for (let index = 0; index < value.length; index++) {
+        const item = value[index];
+        copy[index] = item === undefined ? null : cloneJson(item, depth + 1, seen, report);
+      }
+      return copy;
+    }
+    if (!isPlainObject(value)) {
+      report('only plain objects, arrays, strings, numbers, booleans and null can be sent as JSON');
+      return undefined;
+    }
+    const entries: [string, unknown][] = [];
+    for (const key of Object.keys(value)) {
+      const item = value[key];
+      if (item === undefined) continue;
+      entries.push([key, cloneJson(item, depth + 1, seen, report)]);
+    }
+    // fromEntries defines own properties, so a "__proto__" key stays data, not a prototype.
+    return Object.fromEntries(entries);
+  } finally {
+    seen.delete(value);
+  }
+}
+
+function checkLink(
+  value: unknown[],
+  nodeId: string,
+  input: string,
+  nodeIds: ReadonlySet<string>,
+  issues: WorkflowIssue[],
+): void {
+  if (value.length !== 2) {
+    issues.push({
+      nodeId,
+      input,
+      message: `a link must be [sourceNodeId, outputIndex]; this list has ${value.length} element(s)`,
+    });
+    return;
+  }
+  const [source, index] = value;
+  if (typeof source !== 'string') {
+    issues.push({
+      nodeId,
+      input,
+      message: `a link's source node id must be a string such as "4", not ${JSON.stringify(source) ?? String(source)}`,
+    });
+  } else if (!nodeIds.has(source)) {
+    issues.push({ nodeId, input, message: `links to node "${source}", which is not in the workflow` });
+  }
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) {
+    issues.push({
+      nodeId,
+      input,
+      message: `a link's output index must be a non-negative integer, not ${JSON.stringify(index) ?? String(index)}`,
+    });
+  }
+}
+
+/** Finds every cycle through valid links with an iterative depth-first search (no recursion limit). */
+function findCycles(workflow: ApiWorkflow, issues: WorkflowIssue[]): void {
+  const WHITE = 0;
+  const GREY = 1;
+  const BLACK = 2;
+  const color = new Map<string, number>();
+  const reported = new Set<string>();
+  const sourcesOf = (nodeId: string): string[] => {
+    const node = workflow[nodeId];
+    const sources: string[] = [];
+    if (node === undefined) return sources;
+    for (const key of Object.keys(node.inputs)) {
+      const value = node.inputs[key];
+      if (Array.isArray(value) && typeof value[0] === 'string' && Object.hasOwn(workflow, value[0])) {
+        sources.push(value[0]);
+      }
+    }
+    return sources;
+  };
+  for (const start of Object.keys(workflow)) {
+    if ((color.get(start) ?? WHITE) !== WHITE) continue;
+    const stack: { id: string; sources: string[]; next: number }[] = [
+      { id: start, sources: sourcesOf(start), next: 0 },
+    ];
+    const path: string[] = [start];
+    color.set(start, GREY);
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      if (frame.next >= frame.sources.length) {
+        color.set(frame.id, BLACK);
+        stack.pop();
+        path.pop();
+        continue;
+      }
+      const source = frame.sources[frame.next++]!;
+      const state = color.get(source) ?? WHITE;
+      if (state === WHITE) {
+        color.set(source, GREY);
+        stack.push({ id: source, sources: sourcesOf(source), next: 0 });
+        path.push(source);
+      } else if (state === GREY) {
+        const cycle = path.slice(path.indexOf(source));
+        const key = [...cycle].sort().join('\u0000');
+        if (reported.has(key)) continue;
+        reported.add(key);
+        const shown = [...cycle, source].map((id) => `"${id}"`).join(' <- ');
+        issues.push({
+          nodeId: source,
+          message: `nodes form a cycle (${shown}); ComfyUI can only run acyclic graphs`,
+        });
+      }
+    }
+  }
+}
+
+function summarize(issues: WorkflowIssue[]): string {
+  const shown = issues.slice(0, 3).map((issue) => {
+    const where =
+      issue.nodeId === undefined
+        ? ''
+        : issue.input === undefined
+          ? `node "${issue.nodeId}": `
+          : `node "${issue.nodeId}" input "${issue.input}": `;
+    return where + issue.message;
+  });
+  const more = issues.length > 3 ? ` (and ${issues.length - 3} more, see issues)` : '';
+  return `The workflow is not a valid ComfyUI API-format graph: ${shown.join('; ')}${more}. Fix these nodes and submit again.`;
+}
+
+/**
+ * Reads an API-format ComfyUI workflow (`{ "3": { class_type, inputs } }`), as an object or
+ * as JSON text, and returns a checked deep copy the caller may change freely.
+ *
+ * Throws `WorkflowFormatError` for anything that is not the API format (invalid JSON, a
+ * UI-format export with `nodes`/`links`, a `/prompt` request body) and
+ * `WorkflowValidationError` listing every structural problem with its node id and input:
+ * no nodes, a node without `class_type`, an input that cannot be JSON, a link to a missing
+ * node, a link whose output index is not a non-negative integer, a cycle.
+ *
+ * @example
+ * const workflow = parseWorkflow(await readFile('workflow_api.json', 'utf8'));
+ */
+export function parseWorkflow(input: unknown): ApiWorkflow {
+  let value: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      value = JSON.parse(input);
+    } catch (error) {
+      throw new WorkflowFormatError({
+        message: `The workflow is not valid JSON (${error instanceof Error ? error.message : String(error)}). ${SAVE_API_FORMAT_HINT}`,
+        cause: error,
+      });
+    }
+  }
+  if (!isPlainObject(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    throw new WorkflowFormatError({
+      message: `A workflow must be an object of node id to node, but got ${kind}. ${SAVE_API_FORMAT_HINT}`,
+    });
+  }
+  if (looksLikeUiExport(value)) {
+    throw new WorkflowFormatError({
+      message: `This is a UI-format workflow (it has "nodes" and "links"), which ComfyUI's /prompt does not accept. ${SAVE_API_FORMAT_HINT}`,
+    });
+  }
+  if (!looksLikeNode(value.prompt) && isPlainObject(value.prompt)) {
+    const inner = Object.values(value.prompt);
+    if (inner.length > 0 && inner.every(looksLikeNode)) {
+      throw new WorkflowFormatError({
+        message:
+          'This is a /prompt request body, not a workflow: pass its "prompt" field (the API-format workflow) instead.',
+      });
+    }
+  }
+
+  const issues: WorkflowIssue[] = [];
+  const nodeIds = Object.keys(value);
+  if (nodeIds.length === 0) {
+    issues.push({ message: 'the workflow has no nodes' });
+  }
+  const idSet = new Set(nodeIds);
+  const entries: [string, WorkflowNode][] = [];
+  const seen = new Set<object>();
+  for (const nodeId of nodeIds) {
+    const raw = value[nodeId];
+    if (!isPlainObject(raw)) {
+      issues.push({ nodeId, message: 'a node must be an object with "class_type" and "inputs"' });
+      continue;
+    }
+    const classType = raw.class_type;
+    if (typeof classType !== 'string' || classType.trim().length === 0) {
+      issues.push({
+        nodeId,
+        message:
+          classType === undefined
+            ? 'the node has no "class_type" (ComfyUI answers invalid_prompt)'
+            : '"class_type" must be a non-empty string',
+      });
+    }
+    const rawInputs = raw.inputs;
+    if (!isPlainObject(rawInputs)) {
+      issues.push({
+        nodeId,
+        message: rawInputs === undefined ? 'the node has no "inputs" object' : '"inputs" must be an object',
+      });
+    }
+    const inputEntries: [string, unknown][] = [];
+    if (isPlainObject(rawInputs)) {
+      for (const inputName of Object.keys(rawInputs)) {
+        const inputValue = rawInputs[inputName];
+        if (inputValue === undefined) continue;
+        const copy = cloneJson(inputValue, 1, seen, (message) =>
+          issues.push({ nodeId, input: inputName, message }),
+        );
+        if (Array.isArray(copy)) checkLink(copy, nodeId, inputName, idSet, issues);
+        inputEntries.push([inputName, copy]);
+      }
+    }
+    const nodeEntries: [string, unknown][] = [];
+    for (const key of Object.keys(raw)) {
+      if (key === 'class_type' || key === 'inputs' || raw[key] === undefined) continue;
+      if (key === '_meta' && !isPlainObject(raw[key])) {
+        issues.push({ nodeId, message: '"_meta" must be an object such as { "title": "..." }' });
+        continue;
+      }
+      const copy = cloneJson(raw[key], 1, seen, (message) =>
+        issues.push({ nodeId, message: `"${key}": ${message}` }),
+      );
+      nodeEntries.push([key, copy]);
+    }
+    const node = Object.fromEntries(nodeEntries) as WorkflowNode;
+    node.class_type = typeof classType === 'string' ? classType : '';
+    node.inputs = Object.fromEntries(inputEntries);
+    entries.push([nodeId, node]);
+  }
+  const workflow = Object.fromEntries(entries) as ApiWorkflow;
+  findCycles(workflow, issues);
+  if (issues.length > 0) {
+    throw new WorkflowValidationError({ message: summarize(issues), issues });
+  }
+  return workflow;
+}
