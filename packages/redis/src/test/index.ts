@@ -1,1 +1,3 @@
-export {};
+// Test helpers for @comfy-serverless/redis: `@comfy-serverless/redis/test`.
+export type { JournalHarness, TestJournalOptions } from './journal-conformance';
+export { testJournal } from './journal-conformance';
