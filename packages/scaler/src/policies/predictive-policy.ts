@@ -1,0 +1,100 @@
+import type { ScalingPolicyV1 } from '@comfy-serverless/core';
+import { InvalidArgumentError } from '@comfy-serverless/core';
+import { createSeasonalForecaster, type SeasonalForecasterOptions } from '../forecast/seasonal-forecaster';
+import { resolveObjective, type ScalingObjective } from '../objective';
+import { CapacityPlanner } from './capacity-planner';
+import { createReactivePolicy, type ReactivePolicyOptions } from './reactive-policy';
+import { splitNeed } from './split-need';
+
+const HOUR_MS = 3_600_000;
+
+/** Options of `createPredictivePolicy`. */
+export interface PredictivePolicyOptions {
+  /** What to aim at. @default { waitMs: 10_000, quantile: 0.99 } */
+  objective?: ScalingObjective;
+  /** How far ahead to plan, ms. @default 1_800_000 (30 min) */
+  horizonMs?: number;
+  /** Confidence of the forecast's upper bound used for planning. @default 0.85 */
+  confidence?: number;
+  /** Forecaster settings (season lengths in hours). */
+  forecaster?: SeasonalForecasterOptions;
+  /** Options of the reactive policy whose answer is the floor. */
+  reactive?: Omit<ReactivePolicyOptions, 'objective'>;
+  /** Hours of history before the forecast is trusted. @default 24 */
+  warmUpHours?: number;
+  /** @default 'predictive' */
+  name?: string;
+}
+
+/**
+ * A predictive policy: a seasonal forecast of hourly arrivals (Holt-Winters with daily and
+ * weekly seasons) over the horizon, at the confidence level, turned into workers from the
+ * measured execution and cold-start times (busy workers by Little's law, plus the idle
+ * workers worth keeping at that rate under the objective); never below what the reactive
+ * policy asks for.
+ *
+ * @example
+ * const policy = createPredictivePolicy({ objective: { waitMs: 10_000, quantile: 0.99 } });
+ */
+export function createPredictivePolicy(options: PredictivePolicyOptions = {}): ScalingPolicyV1 {
+  const objective = resolveObjective(options.objective);
+  const horizonMs = options.horizonMs ?? 1_800_000;
+  if (!(horizonMs > 0))
+    throw new InvalidArgumentError({
+      argument: 'horizonMs',
+      message: `horizonMs must be > 0, got ${horizonMs}.`,
+    });
+  const confidence = options.confidence ?? 0.85;
+  if (!(confidence > 0 && confidence < 1))
+    throw new InvalidArgumentError({
+      argument: 'confidence',
+      message: `confidence must be between 0 and 1 exclusive, got ${confidence}.`,
+    });
+  const warmUpHours = options.warmUpHours ?? 24;
+  const forecaster = createSeasonalForecaster(options.forecaster);
+  let lastHourStart = Number.NaN;
+  const planner = new CapacityPlanner(objective, (count, hourStartMs) => {
+    forecaster.observe(count);
+    lastHourStart = hourStartMs;
+  });
+  const reactive = createReactivePolicy({
+    ...options.reactive,
+    ...(options.objective === undefined ? {} : { objective: options.objective }),
+  });
+  return {
+    specificationVersion: 'v1',
+    name: options.name ?? 'predictive',
+    decide(snapshot) {
+      const floorDecision = reactive.decide(snapshot);
+      let floor = 0;
+      for (const settings of Object.values(floorDecision.targets))
+        floor += settings.desiredWorkers ?? settings.minWorkers ?? 0;
+      planner.observe(snapshot);
+      let forecastRate = 0;
+      if (forecaster.observations >= warmUpHours && !Number.isNaN(lastHourStart)) {
+        // Hours from the next unobserved one to the end of the horizon.
+        const first = 1;
+        const last = Math.max(1, Math.ceil((snapshot.now + horizonMs - (lastHourStart + HOUR_MS)) / HOUR_MS));
+        for (let step = first; step <= last; step++)
+          forecastRate = Math.max(forecastRate, forecaster.forecast(step, confidence).upper / 3600);
+      }
+      const tracker = planner.tracker;
+      const steadyRate = Math.max(tracker.rateLong, forecastRate);
+      const busyExpected = Math.ceil((forecastRate * tracker.serviceMs) / 1000 - 1e-9);
+      const planned = Math.max(
+        planner.workersFor(snapshot, Math.max(tracker.rateShort, steadyRate), steadyRate),
+        busyExpected + snapshot.demand.queueDepth,
+      );
+      const desired = Math.max(floor, planned);
+      const idleTimeoutSeconds = planner.idleTimeoutSeconds(snapshot);
+      return {
+        // In cost mode the forecast does not start workers: it cannot pay for the cold start it
+        // would save, so the policy is the reactive one's.
+        targets: planner.costMode
+          ? floorDecision.targets
+          : splitNeed(snapshot, desired, { idleTimeoutSeconds }),
+        reason: `forecast ${(forecastRate * 3600).toFixed(1)}/h, reactive floor ${floor}`,
+      };
+    },
+  };
+}

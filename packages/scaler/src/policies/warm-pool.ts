@@ -1,0 +1,56 @@
+/**
+ * How many idle workers are worth keeping ready, from the arrival rate, the time it takes
+ * to bring a new worker up, and the price of a violation.
+ *
+ * With `k` idle workers and arrivals at `ratePerSecond`, a job finds none idle when `k` or
+ * more jobs arrived within the last `leadMs` (the time to replace a taken worker). The
+ * k-th worker therefore prevents `rate * P(N = k - 1)` such jobs per second, N being
+ * Poisson with mean `rate * lead`. It is kept when that is at least `valuePerSecond`, the
+ * jobs a worker-second must save to be worth it. Returns the largest such `k`.
+ */
+export function worthwhileIdleWorkers(ratePerSecond: number, leadMs: number, valuePerSecond: number): number {
+  if (!(ratePerSecond > 0) || !(valuePerSecond > 0)) return 0;
+  const mean = (ratePerSecond * leadMs) / 1000;
+  let probability = Math.exp(-mean);
+  const limit = Math.ceil(mean + 10 * Math.sqrt(mean) + 10);
+  let best = 0;
+  for (let count = 0; count <= limit; count++) {
+    if (count > 0) probability *= mean / count;
+    if (ratePerSecond * probability >= valuePerSecond) best = count + 1;
+    else if (count > mean) break;
+  }
+  return best;
+}
+
+/**
+ * Learns the price of a violation online so that the long-run share of jobs waiting
+ * longer than the objective settles at `targetShare`: each violation makes idle workers
+ * cheaper to justify, each job on time makes them dearer (a stochastic-approximation
+ * quantile tracker on the log scale, so it is free of units and of the traffic's size).
+ */
+export class ViolationPriceController {
+  private logValue: number;
+
+  constructor(
+    initialValuePerSecond: number,
+    private readonly targetShare: number,
+    private readonly step = 0.1,
+    private readonly bounds = { min: 1e-9, max: 1 },
+  ) {
+    this.logValue = Math.log(initialValuePerSecond);
+  }
+
+  /** Jobs a worker-second must save to be worth keeping, per second. */
+  get valuePerSecond(): number {
+    return Math.exp(this.logValue);
+  }
+
+  /** Feeds the waits of jobs that just started. */
+  observe(waitsMs: readonly number[], waitLimitMs: number): void {
+    for (const wait of waitsMs) {
+      this.logValue +=
+        wait > waitLimitMs ? -this.step * (1 - this.targetShare) : this.step * this.targetShare;
+    }
+    this.logValue = Math.min(Math.log(this.bounds.max), Math.max(Math.log(this.bounds.min), this.logValue));
+  }
+}
