@@ -310,7 +310,7 @@ async function main(): Promise<void> {
     const mine = list.find((outcome) => outcome.client === 'ours');
     checks.push({
       name: `${name}: ours delivers the result, keeps the id, runs the job once`,
-      ok: mine !== undefined && mine.delivered && mine.idKept && mine.executions === 1,
+      ok: mine?.delivered === true && mine.idKept && mine.executions === 1,
     });
   }
 
