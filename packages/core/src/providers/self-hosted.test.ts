@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ComfyExecutionError, ComfyValidationError } from '../spec/errors';
+import type { ProviderJobEvent, RemoteJobRef } from '../spec/job';
+import type { ProviderV1 } from '../spec/provider-v1';
 import { type ConformanceScenario, testProvider } from '../test/conformance';
-import { startFakeComfyServer } from '../test/fake-comfy';
+import { type FakeComfyServer, sampleWorkflow, startFakeComfyServer, TINY_PNG } from '../test/fake-comfy';
 import { createSelfHosted } from './self-hosted';
 
 const txt2img = (checkpoint = 'sd_xl_base_1.0.safetensors', sampler = 'KSampler') => ({
@@ -71,5 +74,227 @@ describe('createSelfHosted', () => {
     expect(provider.gpu).toEqual({ type: 'L4-24GB', vramGb: 24 });
     expect(provider.pricing.usdPerSecond).toBeGreaterThan(0);
     expect(provider.limits?.maxConcurrency).toBe(4);
+  });
+});
+
+let servers: FakeComfyServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((server) => server.close()));
+  servers = [];
+});
+
+async function start(...options: Array<Parameters<typeof startFakeComfyServer>[0]>) {
+  const started = await Promise.all(options.map((option) => startFakeComfyServer({ stepMs: 1, ...option })));
+  servers.push(...started);
+  return started;
+}
+
+async function watchAll(provider: ProviderV1, ref: RemoteJobRef): Promise<ProviderJobEvent[]> {
+  const events: ProviderJobEvent[] = [];
+  for await (const event of provider.doWatch(JSON.parse(JSON.stringify(ref)))) events.push(event);
+  return events;
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let index = 0; index < 2_000 && !condition(); index++)
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  if (!condition()) throw new Error('condition never held');
+}
+
+let jobs = 0;
+const request = (
+  workflow = sampleWorkflow(),
+  images: Array<{ name: string; data: string | Uint8Array }> = [],
+) => ({
+  jobId: `job-${++jobs}`,
+  workflow,
+  images,
+  attempt: 1,
+});
+
+describe('self-hosted provider over a pool', () => {
+  it('sends a job to the least-loaded server', async () => {
+    const [busy, idle] = await start({}, {});
+    busy!.arrange({ type: 'run-until-cancelled' });
+    const provider = createSelfHosted({
+      servers: [busy!.url, idle!.url],
+      gpu: 'RTX4090-24GB',
+      watch: fastWatch,
+    });
+    await provider.doSubmit(request());
+    await until(() => busy!.queue().running.length === 1);
+    const ref = await provider.doSubmit(request());
+    expect(ref.data).toMatchObject({ server: idle!.url });
+    expect(typeof ref.data?.['clientId']).toBe('string');
+    expect(idle!.clientIdOf(ref.remoteId)).toBe(ref.data?.['clientId']);
+    const events = await watchAll(provider, ref);
+    expect(events.at(-1)?.type).toBe('completed');
+    busy!.release();
+  });
+
+  it('preflights: a server that lacks the model is passed over for one that has it', async () => {
+    const [without, withModel] = await start({}, { models: { checkpoints: ['flux1-dev.safetensors'] } });
+    const provider = createSelfHosted({
+      servers: [without!.url, withModel!.url],
+      gpu: 'H100-80GB',
+      watch: fastWatch,
+    });
+    const ref = await provider.doSubmit(request(sampleWorkflow({ checkpoint: 'flux1-dev.safetensors' })));
+    expect(ref.data?.['server']).toBe(withModel!.url);
+    expect(without!.stats.prompts).toBe(0);
+  });
+
+  it('preflights: no server has the model, so nothing is submitted and the error is not retryable', async () => {
+    const [server] = await start({});
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'H100-80GB' });
+    const error = await provider
+      .doSubmit(request(sampleWorkflow({ checkpoint: 'missing.safetensors' })))
+      .catch((caught: unknown) => caught);
+    expect(ComfyValidationError.isInstance(error)).toBe(true);
+    expect((error as ComfyValidationError).isRetryable).toBe(false);
+    expect((error as ComfyValidationError).nodeErrors[0]).toMatchObject({
+      nodeId: '4',
+      type: 'value_not_in_list',
+    });
+    expect((error as ComfyValidationError).providerId).toBe(provider.id);
+    expect(server!.stats.prompts + server!.stats.rejectedPrompts).toBe(0);
+  });
+
+  it('reads /object_info again when the cached copy lacks a model', async () => {
+    const [server] = await start({});
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'H100-80GB', watch: fastWatch });
+    await provider.doSubmit(request());
+    const reads = server!.stats.objectInfoRequests;
+    await provider.doSubmit(request());
+    expect(server!.stats.objectInfoRequests).toBe(reads);
+    server!.setModels('checkpoints', ['sd_xl_base_1.0.safetensors', 'new-model.safetensors']);
+    const ref = await provider.doSubmit(request(sampleWorkflow({ checkpoint: 'new-model.safetensors' })));
+    expect(server!.stats.objectInfoRequests).toBe(reads + 1);
+    expect((await watchAll(provider, ref)).at(-1)?.type).toBe('completed');
+  });
+
+  it('uploads input images under a per-job name and points the workflow at it', async () => {
+    const [server] = await start({});
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch });
+    const workflow = sampleWorkflow();
+    workflow['10'] = { class_type: 'LoadImage', inputs: { image: 'photo.png' } };
+    workflow['11'] = { class_type: 'PreviewImage', inputs: { images: ['10', 0] } };
+    const job = request(workflow, [{ name: 'photo.png', data: Buffer.from(TINY_PNG).toString('base64') }]);
+    const ref = await provider.doSubmit(job);
+    const uploadedName = `${job.jobId}-photo.png`;
+    expect([...(server!.uploads().get(uploadedName) ?? [])]).toEqual([...TINY_PNG]);
+    expect(workflow['10']?.inputs['image']).toBe('photo.png');
+    const queued = await (await fetch(`${server!.url}/queue`)).json();
+    const prompt = [...queued.queue_running, ...queued.queue_pending].find(
+      (item: unknown[]) => item[1] === ref.remoteId,
+    )?.[2];
+    expect(prompt?.['10']?.inputs?.image).toBe(uploadedName);
+  });
+
+  it('returns every output kind with its bytes, and leaves temp outputs out', async () => {
+    const [server] = await start({});
+    server!.arrange({
+      type: 'succeed',
+      outputs: {
+        '9': {
+          gifs: [{ filename: 'clip.mp4', format: 'video/h264-mp4', data: 'mp4' }],
+          audio: [{ filename: 'voice.wav', data: 'RIFF' }],
+          text: ['a caption'],
+          images: [{ filename: 'preview.png', type: 'temp' }],
+        },
+      },
+    });
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch });
+    const events = await watchAll(provider, await provider.doSubmit(request()));
+    const last = events.at(-1);
+    if (last?.type !== 'completed') throw new Error(`expected completed, got ${last?.type}`);
+    const outputs = last.outputs ?? [];
+    expect(outputs.map((output) => [output.kind, output.filename, output.mime])).toEqual([
+      ['video', 'clip.mp4', 'video/mp4'],
+      ['audio', 'voice.wav', 'audio/wav'],
+      ['text', '9-text-0.txt', 'text/plain'],
+    ]);
+    expect(new TextDecoder().decode(outputs[0]?.data)).toBe('mp4');
+    expect(outputs[2]?.text).toBe('a caption');
+    expect(events.filter((event) => event.type === 'output')).toHaveLength(3);
+    expect(last.timing?.executionMs).toBeGreaterThanOrEqual(0);
+    expect(last.gpuSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('reports started with the server, progress, and a typed execution failure', async () => {
+    const [server] = await start({});
+    server!.arrange({ type: 'fail', nodeId: '8', exceptionType: 'ValueError', message: 'bad' });
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch });
+    const events = await watchAll(provider, await provider.doSubmit(request()));
+    expect(events.find((event) => event.type === 'started')).toMatchObject({ workerId: server!.url });
+    const last = events.at(-1);
+    expect(last?.type).toBe('failed');
+    if (last?.type === 'failed') {
+      expect(ComfyExecutionError.isInstance(last.error)).toBe(true);
+      expect(last.error).toMatchObject({ nodeId: '8', nodeType: 'VAEDecode', providerId: provider.id });
+      expect(last.executionStarted).toBe(true);
+    }
+  });
+
+  it('watches and cancels from a journalled reference in a new provider instance', async () => {
+    const [server] = await start({});
+    const settings = { servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch };
+    const first = createSelfHosted(settings);
+    const done = await first.doSubmit(request());
+    server!.arrange({ type: 'run-until-cancelled' });
+    const long = await first.doSubmit(request());
+    const restarted = createSelfHosted(settings);
+    expect((await watchAll(restarted, done)).at(-1)?.type).toBe('completed');
+    await until(() => server!.queue().running.includes(long.remoteId));
+    const watching = watchAll(first, long);
+    await restarted.doCancel(JSON.parse(JSON.stringify(long)));
+    expect((await watching).at(-1)?.type).toBe('cancelled');
+    expect(server!.stats.cancelCalls).toBe(1);
+  });
+
+  it('reports pool health from /queue and /system_stats', async () => {
+    const [up, down] = await start({}, {});
+    const provider = createSelfHosted({
+      servers: [up!.url, down!.url],
+      gpu: 'L4-24GB',
+      checkTimeoutMs: 1_000,
+    });
+    up!.arrange({ type: 'run-until-cancelled' });
+    await provider.doSubmit(request());
+    await until(() => up!.queue().running.length === 1);
+    await down!.close();
+    const health = await provider.doHealth();
+    expect(health).toMatchObject({
+      status: 'degraded',
+      running: 1,
+      queued: 0,
+      busyWorkers: 1,
+      idleWorkers: 0,
+      maxWorkers: 2,
+    });
+    expect(health.message).toContain(down!.url);
+    expect(up!.stats.systemStatsRequests).toBe(1);
+    await up!.close();
+    expect((await provider.doHealth()).status).toBe('unhealthy');
+    await expect(provider.doSubmit(request())).rejects.toSatisfy(
+      (error: unknown) => (error as { isRetryable?: boolean }).isRetryable === true,
+    );
+  });
+
+  it('preflights requirements against the pool', async () => {
+    const [server] = await start({ models: { loras: ['style.safetensors'] } });
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB' });
+    const result = await provider.doPreflight?.({
+      models: [
+        { folder: 'loras', name: 'style.safetensors' },
+        { folder: 'checkpoints', name: 'absent.safetensors' },
+      ],
+      nodeTypes: ['KSampler', 'IPAdapterApply'],
+    });
+    expect(result).toEqual({
+      ok: false,
+      missingModels: ['checkpoints/absent.safetensors'],
+      missingNodeTypes: ['IPAdapterApply'],
+    });
   });
 });
