@@ -115,7 +115,7 @@ export function testJournal(
         status: 'running',
         startedAt: 5,
         providerId: 'p',
-        attempts: [{ providerId: 'p', submittedAt: 4, remote: { providerId: 'p', remoteId: 'r-1' } }],
+        attempts: [{ providerId: 'p', submittedAt: 4, remote: { remoteId: 'r-1', data: { server: 'a' } } }],
       });
       expect(updated).toMatchObject({ status: 'running', version: 2, startedAt: 5, providerId: 'p' });
       const read = await peer.get('a');
