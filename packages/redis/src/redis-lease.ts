@@ -140,7 +140,7 @@ export function createRedisLease(options: RedisLeaseOptions): RedisLease {
     checkMilliseconds('ttlMs', value, 1);
     return value;
   };
-  const valueOf = (grant: RedisLeaseGrant) => `${grant.token} ${grant.holder}`;
+  const holderValue = (grant: RedisLeaseGrant) => `${grant.token} ${grant.holder}`;
 
   return {
     specificationVersion: 'v1',
@@ -160,19 +160,19 @@ export function createRedisLease(options: RedisLeaseOptions): RedisLease {
       checkGrant(grant);
       const ttl = ttlOf(ttlMs);
       const sentAt = now();
-      const renewed = await RENEW.run(redis, [holderKey], [valueOf(grant), ttl]);
+      const renewed = await RENEW.run(redis, [holderKey], [holderValue(grant), ttl]);
       return renewed === 1
         ? { holder: grant.holder, token: grant.token, expiresAt: sentAt + ttl }
         : undefined;
     },
     async release(grant) {
       checkGrant(grant);
-      await RELEASE.run(redis, [holderKey], [valueOf(grant)]);
+      await RELEASE.run(redis, [holderKey], [holderValue(grant)]);
     },
     async isHeld(grant) {
       checkGrant(grant);
       if (grant.expiresAt <= now()) return false;
-      return (await redis.get(holderKey)) === valueOf(grant) && grant.expiresAt > now();
+      return (await redis.get(holderKey)) === holderValue(grant) && grant.expiresAt > now();
     },
   };
 }
