@@ -10,8 +10,8 @@ import {
 import { placeholderOutput } from '@comfy-serverless/core/test';
 import PQueue from 'p-queue';
 
-const JOBS = 10_000;
-const ROUNDS = 5;
+const JOBS = Number(process.env.BENCH_JOBS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const workflow = {
   '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'sd_xl_base_1.0.safetensors' } },
@@ -89,6 +89,16 @@ async function bareLoop(): Promise<number> {
 
 async function throughDispatcher(): Promise<number> {
   const dispatcher = createDispatcher({ providers: [instantProvider()], concurrency: { global: 1000 } });
+  if (process.env.BENCH_DEBUG)
+    for (const name of [
+      'job:queued',
+      'job:routed',
+      'job:submitted',
+      'job:started',
+      'job:completed',
+      'job:failed',
+    ] as const)
+      dispatcher.events.on(name, (e: unknown) => console.error(name, JSON.stringify(e).slice(0, 200)));
   const started = process.hrtime.bigint();
   const jobs: Promise<unknown>[] = [];
   for (let index = 0; index < JOBS; index++) jobs.push(dispatcher.runWorkflow(workflow));
@@ -110,8 +120,8 @@ async function heapPerInFlightJob(): Promise<number> {
     providers: [instantProvider(hold)],
     concurrency: { global: Number.POSITIVE_INFINITY },
   });
-  // Warm the code paths so that compiled code is not counted as job memory.
-  await dispatcher.runWorkflow(workflow).catch(() => {});
+  // Warm the code paths (on an unheld provider) so that compiled code is not counted as job memory.
+  await createDispatcher({ providers: [instantProvider()] }).runWorkflow(workflow);
   gc();
   const before = process.memoryUsage().heapUsed;
   const handles = [];

@@ -115,22 +115,26 @@ async function main(): Promise<void> {
   const results: JobResult[] = [];
   const failures: string[] = [];
   const jobs: Promise<void>[] = [];
-  console.log('job      provider     waited    ran       cost');
+  console.log('job            kind         provider     waited      ran  cost');
   for (let index = 0; index < JOBS; index++) {
     const jobId = `quickstart-${String(index + 1).padStart(2, '0')}`;
     const prompt = prompts[index % prompts.length]!;
+    // Every fourth job is interactive: someone is waiting for it, so it gets a latency
+    // budget and the router may pay more for a warm, fast GPU.
+    const interactive = index % 4 === 3;
     jobs.push(
       dispatcher
         .runWorkflow(workflow, {
           jobId,
           inputs: { 'Positive Prompt.text': prompt, '3.seed': index },
           timeoutMs: 600_000,
+          ...(interactive ? { latencyBudgetMs: 30_000 } : {}),
         })
         .then(
           (result) => {
             results.push(result);
             console.log(
-              `${jobId}  ${result.providerId.padEnd(11)}  ${seconds(result.timing.queuedMs).padStart(7)}  ${seconds(result.timing.executionMs).padStart(7)}  ${usd(result.cost.usd)}`,
+              `${jobId}  ${(interactive ? 'interactive' : 'batch').padEnd(11)}  ${result.providerId.padEnd(10)}  ${seconds(result.timing.queuedMs).padStart(7)}  ${seconds(result.timing.executionMs).padStart(7)}  ${usd(result.cost.usd)}`,
             );
           },
           (error: unknown) => {

@@ -7,6 +7,7 @@ import {
   JobConflictError,
   JobTimeoutError,
   NoProviderError,
+  SubmissionUnknownError,
   UnsupportedSpecificationError,
   WorkflowFormatError,
 } from '../spec/errors';
@@ -459,5 +460,98 @@ describe('createDispatcher', () => {
     expect(metrics.demand.arrivals.reduce((sum, count) => sum + count, 0)).toBe(1);
     await handle.cancel();
     expect(dispatcher.metrics().providers.p).toEqual({ queueDepth: 0, inFlight: 0 });
+  });
+});
+
+describe('createDispatcher after a crash mid-submission', () => {
+  async function journalWithIntent(providerId: string) {
+    let now = Date.now();
+    const journal = createMemoryJournal({ now: () => now });
+    await journal.create({
+      jobId: 'mid-send',
+      requestHash: 'h',
+      createdAt: now,
+      request: { workflow, images: [] },
+    });
+    // What a process leaves when it dies after journalling the intent and before the reference.
+    await journal.update('mid-send', { attempts: [{ providerId, submittedAt: now }] });
+    now += 1;
+    return journal;
+  }
+
+  it('does not send again, by default, a job whose submission is unknown', async () => {
+    const journal = await journalWithIntent('p');
+    const provider = createMockProvider({ id: 'p' });
+    const dispatcher = createDispatcher({ providers: [provider], journal });
+    const [handle] = await dispatcher.resume();
+    const error = await rejection(handle!.result());
+    expect(SubmissionUnknownError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(/onUnknownSubmission/);
+    expect(provider.calls.doSubmit).toHaveLength(0);
+    expect((await journal.get('mid-send'))?.status).toBe('failed');
+  });
+
+  it('finds the job through doLookup and watches it instead of sending it again', async () => {
+    const journal = await journalWithIntent('p');
+    const lookedUp: string[] = [];
+    const provider = {
+      ...createMockProvider({ id: 'p' }),
+      doLookup: async (jobId: string) => {
+        lookedUp.push(jobId);
+        return { remoteId: 'found-1' };
+      },
+    };
+    const dispatcher = createDispatcher({ providers: [provider], journal });
+    const [handle] = await dispatcher.resume();
+    await handle!.result();
+    expect(lookedUp).toEqual(['mid-send']);
+    expect(provider.calls.doSubmit).toHaveLength(0);
+    expect(provider.calls.doWatch).toEqual([{ remoteId: 'found-1' }]);
+  });
+
+  it('sends it again when doLookup says the platform never accepted it', async () => {
+    const journal = await journalWithIntent('p');
+    const provider = { ...createMockProvider({ id: 'p' }), doLookup: async () => undefined };
+    const dispatcher = createDispatcher({ providers: [provider], journal });
+    const [handle] = await dispatcher.resume();
+    await handle!.result();
+    expect(provider.calls.doSubmit).toHaveLength(1);
+  });
+
+  it("sends it again when the caller chose onUnknownSubmission: 'resubmit'", async () => {
+    const journal = await journalWithIntent('p');
+    const provider = createMockProvider({ id: 'p' });
+    const dispatcher = createDispatcher({ providers: [provider], journal, onUnknownSubmission: 'resubmit' });
+    const [handle] = await dispatcher.resume();
+    await handle!.result();
+    expect(provider.calls.doSubmit).toHaveLength(1);
+    const attempts = (await journal.get('mid-send'))?.attempts ?? [];
+    expect(attempts[0]?.error?.name).toBe('SubmissionUnknownError');
+    expect(attempts[1]?.remote).toBeDefined();
+  });
+
+  it('takes over jobs whose owner stopped renewing its claim, on its own schedule', async () => {
+    const clock = createVirtualClock();
+    const journal = createMemoryJournal({ now: () => clock.now() });
+    const crashed = createMockProvider({ id: 'p', doSubmit: { remoteId: 'r-9' }, doWatch: hangingWatch() });
+    const first = createDispatcher({ providers: [crashed], journal, clock, claimTtlMs: 3_000 });
+    await first.submit(workflow, { jobId: 'orphan' });
+    await clock.advance(0);
+    first.close();
+    const survivor = createMockProvider({ id: 'p' });
+    const second = createDispatcher({
+      providers: [survivor],
+      journal,
+      clock,
+      claimTtlMs: 3_000,
+      takeOverIntervalMs: 1_000,
+    });
+    await clock.advance(1_000);
+    expect(survivor.calls.doWatch).toHaveLength(0);
+    await clock.advance(3_000);
+    expect(survivor.calls.doWatch).toEqual([{ remoteId: 'r-9' }]);
+    expect(survivor.calls.doSubmit).toHaveLength(0);
+    expect((await journal.get('orphan'))?.status).toBe('completed');
+    second.close();
   });
 });

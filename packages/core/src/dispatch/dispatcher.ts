@@ -181,8 +181,9 @@ function reviveError(
 }
 
 function billedSeconds(ms: number, incrementSeconds: number): number {
-  const seconds = Math.max(0, ms) / 1000;
-  return Math.ceil(seconds / incrementSeconds - 1e-9) * incrementSeconds;
+  if (!(ms > 0)) return 0;
+  // The small tolerance keeps 2000 ms from being billed as 3 s through float error.
+  return Math.ceil(ms / 1000 / incrementSeconds - 1e-9) * incrementSeconds;
 }
 
 /**
@@ -924,7 +925,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   ): Promise<JobHandle> {
     const prepared = prepareWorkflow(workflow, jobOptions.inputs);
     const images = jobOptions.images ?? [];
-    const requestHash = hashRequest(prepared.workflow, images);
+    const requestHash = hashRequest(prepared.fingerprint, images);
     const createdAt = clock.now();
     const timeoutMs = jobOptions.timeoutMs ?? options.defaultTimeoutMs;
     const { record, created } = await journal.create({

@@ -6,6 +6,5 @@ export type { JobHandle } from './job-run';
 export type { MemoryJournalOptions } from './memory-journal';
 export { assertStatusTransition, createMemoryJournal } from './memory-journal';
 export type { DispatcherOptions, DispatcherRetryOptions, DispatcherRouterOptions } from './options';
-export { hashRequest } from './prepare';
 export type { RouteCandidate, RouteDecision, RouteProviderSnapshot, RouteRequest } from './router';
 export { expectedWaitMs, routeJob } from './router';

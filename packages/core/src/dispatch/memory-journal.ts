@@ -76,8 +76,11 @@ export function createMemoryJournal(options: MemoryJournalOptions = {}): JobJour
         });
       }
       if (patch.status !== undefined) assertStatusTransition(jobId, existing.status, patch.status);
-      const updated: JobRecord = { ...existing, ...patch, version: existing.version + 1, updatedAt: now() };
-      records.set(jobId, updated);
+      // Updated in place: records returned by this journal are live, read-only views.
+      const updated: JobRecord = Object.assign(existing, patch, {
+        version: existing.version + 1,
+        updatedAt: now(),
+      });
       if (isTerminalStatus(updated.status) && !finished.has(jobId)) {
         finished.add(jobId);
         owners.delete(jobId);

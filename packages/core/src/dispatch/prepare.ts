@@ -4,35 +4,120 @@ import { analyzeWorkflow, parseWorkflow, patchWorkflow } from '../workflow';
 
 /** A workflow checked, patched and analysed, ready to journal and route. */
 export interface PreparedWorkflow {
+  /** The workflow to send: deep-frozen, because prepared workflows are shared between jobs. */
   workflow: ApiWorkflow;
   requirements: WorkflowRequirements;
+  /** A fingerprint of the workflow, for the request hash. */
+  fingerprint: string;
+}
+
+const CACHE_LIMIT = 256;
+const cache = new Map<string, PreparedWorkflow>();
+const notJson = Symbol('not-json');
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * The canonical text of a JSON-safe value, or undefined when the value holds anything
+ * JSON would silently drop or change (functions, symbols, class instances, NaN): those
+ * are left to the parser, which refuses them with a typed error.
+ */
+function canonicalText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(
+      value,
+      function replacer(this: Record<string, unknown>, key: string, item: unknown) {
+        const original = key === '' ? value : this[key];
+        switch (typeof original) {
+          case 'function':
+          case 'symbol':
+          case 'bigint':
+            throw notJson;
+          case 'number':
+            if (!Number.isFinite(original)) throw notJson;
+            break;
+          case 'object':
+            if (original !== null && !Array.isArray(original) && !isPlainObject(original)) throw notJson;
+            break;
+        }
+        return item;
+      },
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}
+
+function analyse(workflow: ApiWorkflow, fingerprint: string): PreparedWorkflow {
+  const analysis = analyzeWorkflow(workflow);
+  return {
+    workflow: deepFreeze(workflow),
+    requirements: deepFreeze({
+      models: analysis.models.map((model) => ({ folder: model.folder, name: model.name })),
+      nodeTypes: [...analysis.nodeTypes],
+      vramGbEstimate: analysis.vramGbEstimate,
+    }),
+    fingerprint,
+  };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 /**
  * Parses the workflow (refusing UI-format exports and broken graphs with typed errors),
  * applies the caller's input patches without touching the caller's object, and works out
  * what the job needs from a worker.
+ *
+ * Results are cached by the workflow's content (not its identity, so a caller who edits
+ * and resubmits one object is never served a stale analysis): a backend that sends the
+ * same template many times parses and analyses it once.
  */
 export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>): PreparedWorkflow {
-  const parsed = parseWorkflow(input as Parameters<typeof parseWorkflow>[0]);
-  const workflow = (
-    inputs !== undefined && Object.keys(inputs).length > 0 ? patchWorkflow(parsed, inputs) : parsed
-  ) as ApiWorkflow;
-  const analysis = analyzeWorkflow(workflow as Parameters<typeof analyzeWorkflow>[0]);
-  return {
-    workflow,
-    requirements: {
-      models: analysis.models.map((model) => ({ folder: model.folder, name: model.name })),
-      nodeTypes: [...analysis.nodeTypes],
-      vramGbEstimate: analysis.vramGbEstimate,
-    },
-  };
+  const patched = inputs !== undefined && Object.keys(inputs).length > 0;
+  const text = canonicalText(input);
+  const key = text === undefined ? undefined : patched ? `${text}\u0000${canonicalText(inputs) ?? ''}` : text;
+  if (key !== undefined) {
+    const hit = cache.get(key);
+    if (hit !== undefined) {
+      cache.delete(key);
+      cache.set(key, hit);
+      return hit;
+    }
+  }
+  const workflow = patched
+    ? patchWorkflow(input as Parameters<typeof patchWorkflow>[0], inputs)
+    : parseWorkflow(input as Parameters<typeof parseWorkflow>[0]);
+  const prepared = analyse(workflow, sha256(JSON.stringify(workflow)));
+  // Patches that failed to serialise are not cached: the key would not identify them.
+  if (key !== undefined && (!patched || canonicalText(inputs) !== undefined)) {
+    cache.set(key, prepared);
+    if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  }
+  return prepared;
 }
 
-/** A fingerprint of a job's request: the same id with a different request is a conflict, not a resubmission. */
-export function hashRequest(workflow: ApiWorkflow, images: InputImage[]): string {
+/**
+ * A fingerprint of a job's request (the workflow's fingerprint and the input images): the
+ * same id with a different request is a conflict, not a resubmission.
+ */
+export function hashRequest(fingerprint: string, images: InputImage[]): string {
+  if (images.length === 0) return fingerprint;
   const hash = createHash('sha256');
-  hash.update(JSON.stringify(workflow));
+  hash.update(fingerprint);
   for (const image of images) {
     hash.update('\0');
     hash.update(image.name);

@@ -292,6 +292,9 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
     },
   };
 
+  // Workers the pool keeps at minimum start with the pool, as on the platforms.
+  schedule();
+
   return {
     specificationVersion: 'v1',
     id,
