@@ -186,7 +186,8 @@ export function createRunpodEndpointTarget(settings: RunpodEndpointTargetSetting
         signal,
       });
     const workers = health?.workers ?? {};
-    const idle = (workers.idle ?? 0) + (workers.ready ?? 0);
+    // Some answers carry `ready` beside or instead of `idle`; they may overlap, so never add them.
+    const idle = workers.idle ?? workers.ready ?? 0;
     const drifted =
       lastApplied !== undefined &&
       (lastApplied.workersMin !== endpoint.workersMin ||

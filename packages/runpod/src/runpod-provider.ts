@@ -638,7 +638,8 @@ export function createRunpod(settings: RunpodSettings): RunpodProvider {
       });
       const jobs = answer.jobs ?? {};
       const workers = answer.workers ?? {};
-      const idle = (workers.idle ?? 0) + (workers.ready ?? 0);
+      // Some answers carry `ready` beside or instead of `idle`; they may overlap, so never add them.
+      const idle = workers.idle ?? workers.ready ?? 0;
       const running = workers.running ?? 0;
       const initializing = workers.initializing ?? 0;
       const throttled = workers.throttled ?? 0;
