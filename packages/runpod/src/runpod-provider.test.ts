@@ -5,6 +5,7 @@ import {
   ComfyValidationError,
   ConfigurationError,
   InvalidArgumentError,
+  InvalidResponseError,
   JobExpiredError,
   JobFailedError,
   JobTimeoutError,
@@ -628,5 +629,55 @@ describe('createRunpod: health', () => {
     expect(health.queued).toBe(1);
     expect(health.throttledWorkers).toBeGreaterThan(0);
     expect(health.message).toMatch(/throttled/);
+  });
+});
+
+describe('createRunpod: preflight and odd answers', () => {
+  it('checks models and node types against the image description', async () => {
+    const provider = createRunpod({
+      endpointId: 'abc',
+      gpu: 'L4-24GB',
+      image: {
+        id: 'worker-comfyui:sdxl',
+        models: { checkpoints: ['sdxl.safetensors'] },
+        nodeTypes: ['KSampler'],
+      },
+    });
+    const result = await provider.doPreflight?.({
+      models: [
+        { folder: 'checkpoints', name: 'sdxl.safetensors' },
+        { folder: 'loras', name: 'detail.safetensors' },
+        { folder: null, name: 'sdxl.safetensors' },
+      ],
+      nodeTypes: ['KSampler', 'FaceDetailer'],
+    });
+    expect(result).toEqual({
+      ok: false,
+      missingModels: ['loras/detail.safetensors'],
+      missingNodeTypes: ['FaceDetailer'],
+    });
+    const unknown = createRunpod({ endpointId: 'abc', gpu: 'L4-24GB' });
+    expect(
+      (await unknown.doPreflight?.({ models: [{ folder: 'loras', name: 'x' }], nodeTypes: ['X'] }))?.ok,
+    ).toBe(true);
+  });
+
+  it('throws InvalidResponseError when a status answer has the wrong shape', async () => {
+    const fetch: FetchFunction = async (input) =>
+      String(input).includes('/status-sync/')
+        ? new Response(JSON.stringify({ id: 'x', state: 'weird' }), { status: 200 })
+        : new Response(JSON.stringify({ id: 'job-u1', status: 'IN_QUEUE' }), { status: 200 });
+    const provider = createRunpod({ endpointId: 'abc', apiKey: 'k-123456', gpu: 'L4-24GB', fetch });
+    const ref = await submit(provider);
+    const { error } = await watchAll(provider, ref);
+    expect(InvalidResponseError.isInstance(error)).toBe(true);
+  });
+
+  it('stream mode reads the error of a FAILED job from /status', async () => {
+    const { make, mock } = await setup({ models: { checkpoints: [] } });
+    const provider = make({ waitMode: 'stream' });
+    const failure = lastFailure((await watchAll(provider, await submit(provider))).events);
+    expect(ComfyValidationError.isInstance(failure.error)).toBe(true);
+    expect(mock.stats().requests.status).toBe(1);
   });
 });

@@ -13,6 +13,7 @@ import type {
   ProviderPricing,
   ProviderV1,
   RemoteJobRef,
+  WorkflowRequirements,
 } from '@comfy-serverless/core';
 import {
   ApiCallError,
@@ -626,6 +627,32 @@ export function createRunpod(settings: RunpodSettings): RunpodProvider {
         if (isStatus(error, 404)) return;
         throw error;
       }
+    },
+
+    async doPreflight(requirements: WorkflowRequirements) {
+      // Without a description of the worker image nothing can be ruled out.
+      const image = settings.image;
+      const missingModels: string[] = [];
+      if (image?.models !== undefined && image.canLoadModels !== true) {
+        const everywhere = new Set(Object.values(image.models).flat());
+        for (const model of requirements.models) {
+          const present =
+            model.folder === null
+              ? everywhere.has(model.name)
+              : (image.models[model.folder] ?? []).includes(model.name);
+          if (!present)
+            missingModels.push(model.folder === null ? model.name : `${model.folder}/${model.name}`);
+        }
+      }
+      const missingNodeTypes =
+        image?.nodeTypes === undefined
+          ? []
+          : requirements.nodeTypes.filter((nodeType) => !image.nodeTypes?.includes(nodeType));
+      return {
+        ok: missingModels.length === 0 && missingNodeTypes.length === 0,
+        missingModels,
+        missingNodeTypes,
+      };
     },
 
     async doHealth(options: ProviderCallOptions = {}): Promise<ProviderHealth> {
