@@ -15,7 +15,7 @@ export const MODEL_FILE_EXTENSIONS: readonly string[] = [
   '.onnx',
 ];
 
-const MODEL_FILE_PATTERN = /\.(?:safetensors|ckpt|pt|pth|bin|gguf|sft|onnx)$/i;
+const MODEL_FILE_PATTERN = /.\.(?:safetensors|ckpt|pt|pth|bin|gguf|sft|onnx)$/i;
 const DRIVE_PREFIX = /^[A-Za-z]:/;
 // Control characters other than NUL are refused too: no model file needs them and they
 // confuse logs and shells.
@@ -84,5 +84,5 @@ export function normalizeModelName(name: string): string {
 
 /** Whether a value looks like a model file name (a string ending in a model extension). */
 export function looksLikeModelFile(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 4 && MODEL_FILE_PATTERN.test(value);
+  return typeof value === 'string' && MODEL_FILE_PATTERN.test(value);
 }

@@ -40,7 +40,8 @@ function cloneJson(
       return value;
     case 'number':
       if (!Number.isFinite(value)) report(`${value} is not a finite number (JSON cannot carry it)`);
-      return value;
+      // JSON has no negative zero: what ComfyUI receives is 0.
+      return Object.is(value, -0) ? 0 : value;
     case 'object':
       break;
     default:
