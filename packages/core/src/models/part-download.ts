@@ -52,6 +52,11 @@ export interface PartDownloadOptions {
   onProgress?: (progress: ModelDownloadProgress) => void;
   /** Bytes gathered from the stream before each write to disk. @default 1 MiB */
   writeBufferBytes?: number;
+  /**
+   * Flush the file to disk before resolving (and as parts complete), so that a power loss
+   * after the caller's rename cannot show a file with missing data. @default true
+   */
+  durable?: boolean;
   /** A label for error messages (`s3://bucket/key`). */
   label?: string;
 }
@@ -214,6 +219,18 @@ async function downloadVersion(
 
   const handle = await open(filePath, resumable ? 'r+' : 'w+');
   let stateWrites: Promise<void> = Promise.resolve();
+  // Flushing to disk as parts complete overlaps the write-back with the download, so the
+  // final sync before the rename has little left to do.
+  let flushing: Promise<void> | undefined;
+  const flushInBackground = () => {
+    if (flushing !== undefined || options.durable === false) return;
+    flushing = handle
+      .datasync()
+      .catch(() => {})
+      .finally(() => {
+        flushing = undefined;
+      });
+  };
   const saveState = () => {
     if (etag === undefined) return;
     const state: PartState = {
@@ -264,6 +281,7 @@ async function downloadVersion(
             report,
           );
           completed.add(index);
+          flushInBackground();
           await saveState();
         } catch (error) {
           if (firstError === undefined) firstError = error;
@@ -280,7 +298,8 @@ async function downloadVersion(
     }
     options.signal?.throwIfAborted();
     // The file is complete: make it durable before anyone renames it into sight.
-    await handle.sync();
+    await flushing;
+    if (options.durable !== false) await handle.sync();
     return {
       sizeBytes,
       ...(etag === undefined ? {} : { etag }),
@@ -291,6 +310,7 @@ async function downloadVersion(
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort);
     await stateWrites.catch(() => {});
+    await flushing;
     await handle.close();
   }
 }
