@@ -4,6 +4,7 @@ import PQueue from 'p-queue';
 import { retryDelayMs, withRetry } from '../http/retry';
 import type { Clock } from '../spec/clock';
 import {
+  ApiCallError,
   ComfyExecutionError,
   ComfyServerlessError,
   ComfyValidationError,
@@ -31,7 +32,7 @@ import {
 import type { JobJournalV1, JobRecord } from '../spec/job-journal-v1';
 import type { ProviderHealth, ProviderV1 } from '../spec/provider-v1';
 import type { DemandSnapshot } from '../spec/scaling-policy-v1';
-import { sleep, systemClock } from '../util/clock';
+import { sleep, systemClock, unrefTimer } from '../util/clock';
 import { CircuitBreaker } from './breaker';
 import { DemandWindow } from './demand-window';
 import { type JobHandle, JobRun } from './job-run';
@@ -68,7 +69,20 @@ export type DispatcherEvents = {
 } & {
   'provider:circuit-open': (event: { providerId: string; at: number }) => void;
   'provider:health': (event: { providerId: string; health: ProviderHealth }) => void;
+  /** One call to a provider: how long it took and how it ended (for API latency metrics). */
+  'provider:call': (event: ProviderCallEvent) => void;
 };
+
+/** One call the dispatcher made to a provider. */
+export interface ProviderCallEvent {
+  providerId: string;
+  call: 'submit' | 'cancel' | 'health' | 'lookup';
+  durationMs: number;
+  ok: boolean;
+  /** The HTTP status of a failed call, when there was one. */
+  statusCode?: number;
+  at: number;
+}
 
 /** The load the dispatcher sees, for autoscalers. */
 export interface DispatcherMetrics {
@@ -243,10 +257,41 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     (emitter.emit as (name: string, payload: unknown) => boolean)(`job:${event.type}`, event);
   };
 
+  /** Times one provider call and reports it as a `provider:call` event. */
+  async function timed<T>(
+    state: ProviderState,
+    call: ProviderCallEvent['call'],
+    task: () => Promise<T>,
+  ): Promise<T> {
+    const started = clock.now();
+    try {
+      const value = await task();
+      emitter.emit('provider:call', {
+        providerId: state.provider.id,
+        call,
+        durationMs: clock.now() - started,
+        ok: true,
+        at: started,
+      });
+      return value;
+    } catch (error) {
+      const statusCode = ApiCallError.isInstance(error) ? error.statusCode : undefined;
+      emitter.emit('provider:call', {
+        providerId: state.provider.id,
+        call,
+        durationMs: clock.now() - started,
+        ok: false,
+        ...(statusCode === undefined ? {} : { statusCode }),
+        at: started,
+      });
+      throw error;
+    }
+  }
+
   function refreshHealth(state: ProviderState): void {
     if (state.healthPending || clock.now() - state.healthAt < healthTtlMs) return;
     state.healthPending = true;
-    state.provider.doHealth().then(
+    timed(state, 'health', () => state.provider.doHealth()).then(
       (health) => {
         state.health = health;
         state.healthAt = clock.now();
@@ -356,7 +401,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function safeCancel(state: ProviderState, ref: RemoteJobRef): Promise<boolean> {
     try {
-      await withRetry(() => state.provider.doCancel(ref), {
+      await withRetry(() => timed(state, 'cancel', () => state.provider.doCancel(ref)), {
         retries: retry.submitRetries,
         minDelayMs: retry.minDelayMs,
         maxDelayMs: retry.maxDelayMs,
@@ -475,19 +520,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         () =>
           // The submission itself is not aborted midway: a request the platform accepted
           // must come back with its id so that the job can be cancelled, not lost.
-          provider.doSubmit({
-            jobId: run.id,
-            workflow: context.record.request.workflow,
-            images: context.record.request.images,
-            requirements: context.requirements,
-            attempt: context.attempts,
-            ...(context.record.request.deadlineAt === undefined
-              ? {}
-              : { deadlineAt: context.record.request.deadlineAt }),
-            ...(context.record.request.metadata === undefined
-              ? {}
-              : { metadata: context.record.request.metadata }),
-          }),
+          timed(state, 'submit', () =>
+            provider.doSubmit({
+              jobId: run.id,
+              workflow: context.record.request.workflow,
+              images: context.record.request.images,
+              requirements: context.requirements,
+              attempt: context.attempts,
+              ...(context.record.request.deadlineAt === undefined
+                ? {}
+                : { deadlineAt: context.record.request.deadlineAt }),
+              ...(context.record.request.metadata === undefined
+                ? {}
+                : { metadata: context.record.request.metadata }),
+            }),
+          ),
         {
           retries: retry.submitRetries,
           minDelayMs: retry.minDelayMs,
@@ -1025,6 +1072,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         .catch(() => [])
         .finally(scheduleTakeOver);
     }, options.takeOverIntervalMs);
+    unrefTimer(takeOverTimer);
   }
   scheduleTakeOver();
 

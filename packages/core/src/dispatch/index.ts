@@ -1,6 +1,12 @@
 export type { CircuitBreakerOptions, CircuitState } from './breaker';
 export { CircuitBreaker } from './breaker';
-export type { Dispatcher, DispatcherEvents, DispatcherMetrics, RunWorkflowOptions } from './dispatcher';
+export type {
+  Dispatcher,
+  DispatcherEvents,
+  DispatcherMetrics,
+  ProviderCallEvent,
+  RunWorkflowOptions,
+} from './dispatcher';
 export { createDispatcher } from './dispatcher';
 export type { JobHandle } from './job-run';
 export type { MemoryJournalOptions } from './memory-journal';

@@ -4,7 +4,7 @@ import { ApiCallError, ComfyExecutionError, InvalidArgumentError } from '../spec
 import type { ProviderJobEvent, ProviderJobRequest, RemoteJobRef } from '../spec/job';
 import type { GpuSpec, ProviderPricing, ProviderV1 } from '../spec/provider-v1';
 import type { ScaleSettings, ScaleTargetState, ScaleTargetV1 } from '../spec/scale-target-v1';
-import { systemClock } from '../util/clock';
+import { systemClock, unrefTimer } from '../util/clock';
 import { defaultGpuPrice, type GpuInput, resolveGpu } from '../util/gpu';
 import { placeholderOutput } from './mock-provider';
 
@@ -147,6 +147,8 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
       worker.timer = undefined;
       if (worker.state === 'idle' && workers.size > minWorkers) stopWorker(worker);
     }, idleTimeoutMs);
+    // An idle worker waiting to stop is no reason for the host process to stay up.
+    unrefTimer(worker.timer);
   };
 
   const startWorker = () => {

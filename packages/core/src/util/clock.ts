@@ -3,12 +3,9 @@ import type { Clock } from '../spec/clock';
 /** The real clock: `Date.now` and the global timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A pending timer of ours must never keep the host process alive on its own.
-    if (typeof handle === 'object' && handle !== null && 'unref' in handle) handle.unref();
-    return handle;
-  },
+  // Timers stay referenced: a retry backoff or a simulated cold start is pending work, and a
+  // script awaiting a job must not exit under it. Background timers are unref'd by their owner.
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
@@ -36,4 +33,16 @@ export function sleep(ms: number, options: { clock?: Clock; signal?: AbortSignal
     );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Lets a background timer (a periodic check) not keep the process alive, where the clock's handles allow it. */
+export function unrefTimer(handle: unknown): void {
+  if (
+    handle !== null &&
+    typeof handle === 'object' &&
+    'unref' in handle &&
+    typeof handle.unref === 'function'
+  ) {
+    handle.unref();
+  }
 }
