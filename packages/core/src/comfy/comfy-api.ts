@@ -107,21 +107,32 @@ export const systemStatsSchema = z.looseObject({
   devices: z.array(deviceSchema).nullish(),
 });
 
-/** The answer of `GET /object_info`: node type name to its definition. */
-export const objectInfoSchema = z.record(
-  z.string(),
-  z.looseObject({
-    input: z
-      .looseObject({
-        required: z.record(z.string(), z.unknown()).nullish(),
-        optional: z.record(z.string(), z.unknown()).nullish(),
-      })
-      .nullish(),
-    output: z.array(z.unknown()).nullish(),
-    output_node: z.boolean().nullish(),
-    category: z.string().nullish(),
-  }),
-);
+/** One node type of `GET /object_info`; fields of an odd shape (custom nodes) are dropped, not fatal. */
+const objectInfoNodeSchema = z.looseObject({
+  input: z
+    .looseObject({
+      required: z.record(z.string(), z.unknown()).nullish().catch(undefined),
+      optional: z.record(z.string(), z.unknown()).nullish().catch(undefined),
+    })
+    .nullish()
+    .catch(undefined),
+  output: z.array(z.unknown()).nullish().catch(undefined),
+  output_node: z.boolean().nullish().catch(undefined),
+  category: z.string().nullish().catch(undefined),
+});
+
+/**
+ * The answer of `GET /object_info`: node type name to its definition. A custom node with a
+ * malformed definition is kept (its type exists) with what could be read of it.
+ */
+export const objectInfoSchema = z.record(z.string(), z.unknown()).transform((record) =>
+  Object.fromEntries(
+    Object.entries(record).map(([name, node]) => {
+      const parsed = objectInfoNodeSchema.safeParse(node);
+      return [name, parsed.success ? parsed.data : {}];
+    }),
+  ),
+) as unknown as z.ZodType<Record<string, z.infer<typeof objectInfoNodeSchema>>>;
 
 /** The answer of `GET /models/{folder}`: file names (newer builds may send objects). */
 export const modelListSchema = z.array(

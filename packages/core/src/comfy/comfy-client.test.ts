@@ -71,7 +71,8 @@ async function submitAndWatch(
   workflow: ApiWorkflow = sampleWorkflow(),
 ) {
   const { promptId } = await client.queuePrompt(workflow);
-  const watching = client.watch(promptId, fast);
+  // With the socket up, poll only at the start: the events then arrive in one ordered stream.
+  const watching = client.watch(promptId, { ...fast, socketPollIntervalMs: 60_000 });
   // Start the generator, then let the socket connect before the fake's clock moves.
   const first = watching.next();
   await waitFor(() => server.connectedClients().includes(client.clientId), 'the socket');

@@ -66,6 +66,8 @@ export interface ComfyQueueItem {
   number?: number;
   /** The workflow as queued. */
   prompt?: unknown;
+  /** The prompt's `extra_data` (it holds the `client_id` it was submitted with). */
+  extraData?: Record<string, unknown>;
 }
 
 /** The server's queue. */
@@ -257,6 +259,9 @@ export function createComfyClient(options: ComfyClientOptions): ComfyClient {
         promptId: item[1] as string,
         ...(typeof item[0] === 'number' ? { number: item[0] } : {}),
         ...(item[2] === undefined ? {} : { prompt: item[2] }),
+        ...(item[3] !== null && typeof item[3] === 'object'
+          ? { extraData: item[3] as Record<string, unknown> }
+          : {}),
       }));
     return { running: items(value.queue_running), pending: items(value.queue_pending) };
   };

@@ -298,3 +298,54 @@ describe('self-hosted provider over a pool', () => {
     });
   });
 });
+
+describe('self-hosted submission is idempotent per job and attempt', () => {
+  it('finds a job already queued instead of submitting it twice', async () => {
+    const [server] = await start({});
+    server!.arrange({ type: 'run-until-cancelled' });
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB' });
+    const job = request();
+    const first = await provider.doSubmit(job);
+    const again = await provider.doSubmit(job);
+    expect(again.remoteId).toBe(first.remoteId);
+    expect(again.data?.['clientId']).toBe(first.data?.['clientId']);
+    expect(server!.stats.prompts).toBe(1);
+    const next = await provider.doSubmit({ ...job, attempt: 2 });
+    expect(next.remoteId).not.toBe(first.remoteId);
+    server!.release();
+  });
+
+  it('keeps a submission whose answer was lost', async () => {
+    const [server] = await start({});
+    const losingFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (String(input).endsWith('/prompt')) throw new TypeError('fetch failed: socket hang up');
+      return response;
+    };
+    const provider = createSelfHosted({
+      servers: [server!.url],
+      gpu: 'L4-24GB',
+      fetch: losingFetch,
+      watch: fastWatch,
+    });
+    const ref = await provider.doSubmit(request());
+    expect(server!.stats.prompts).toBe(1);
+    expect((await watchAll(provider, ref)).at(-1)?.type).toBe('completed');
+  });
+
+  it('still submits to a server whose /object_info cannot be read, and lets ComfyUI validate', async () => {
+    const [server] = await start({});
+    const brokenObjectInfo: typeof fetch = async (input, init) =>
+      String(input).includes('/object_info')
+        ? new Response('<html>proxy error</html>', { status: 200 })
+        : fetch(input, init);
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', fetch: brokenObjectInfo });
+    await provider.doSubmit(request());
+    expect(server!.stats.prompts).toBe(1);
+    const error = await provider
+      .doSubmit(request(sampleWorkflow({ checkpoint: 'missing.safetensors' })))
+      .catch((caught: unknown) => caught);
+    expect(ComfyValidationError.isInstance(error)).toBe(true);
+    expect(server!.stats.rejectedPrompts).toBe(1);
+  });
+});

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ComfyObjectInfo } from '../comfy/comfy-api';
 import { type ComfyClient, createComfyClient } from '../comfy/comfy-client';
 import type { WebSocketConstructor } from '../comfy/comfy-socket';
@@ -7,9 +7,9 @@ import type { FetchFunction } from '../http/request-json';
 import type { Clock } from '../spec/clock';
 import {
   ApiCallError,
-  ComfyServerlessError,
   ComfyValidationError,
   InvalidArgumentError,
+  InvalidResponseError,
   JobFailedError,
   toComfyServerlessError,
 } from '../spec/errors';
@@ -152,6 +152,26 @@ function readRef(ref: RemoteJobRef): SelfHostedRefData & { promptId: string } {
   };
 }
 
+/** A prompt id (UUID-shaped) fixed by provider, job and attempt. */
+function promptIdFor(providerId: string, jobId: string, attempt: number): string {
+  const hex = createHash('sha256').update(`${providerId}\u0000${jobId}\u0000${attempt}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** After a submission failed without an answer, whether the server took it anyway. */
+async function landed(client: ComfyClient, promptId: string, error: unknown): Promise<boolean> {
+  const unanswered =
+    ApiCallError.isInstance(error) && (error.statusCode === undefined || error.statusCode >= 500);
+  if (!unanswered) return false;
+  try {
+    const queue = await client.getQueue();
+    if ([...queue.running, ...queue.pending].some((item) => item.promptId === promptId)) return true;
+    return (await client.getHistory(promptId)) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 function withTimeout(signal: AbortSignal | undefined, ms: number): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
   return signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -231,21 +251,23 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
     return value;
   };
 
-  /** Servers that answer, least loaded first. */
+  /** Servers that answer, least loaded first, with the queue each showed. */
   const rankServers = async (signal?: AbortSignal) => {
     const start = roundRobin++;
     const loads = await Promise.all(
       servers.map(async (server, index) => {
         try {
           const queue = await clientFor(server).getQueue({ signal: withTimeout(signal, checkTimeoutMs) });
-          return { server, index, load: queue.running.length + queue.pending.length };
+          return { server, index, queue, load: queue.running.length + queue.pending.length };
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
           return { server, index, load: Number.POSITIVE_INFINITY, error };
         }
       }),
     );
-    const up = loads.filter((entry) => Number.isFinite(entry.load));
+    const up = loads.flatMap((entry) =>
+      entry.queue === undefined ? [] : [{ ...entry, queue: entry.queue }],
+    );
     if (up.length === 0) {
       const first = loads[0]?.error;
       throw new ApiCallError({
@@ -255,37 +277,53 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         providerId: id,
       });
     }
+    const rotation = (index: number) =>
+      (((index - start) % servers.length) + servers.length) % servers.length;
     // Ties go round-robin, so a burst does not pile onto one server before its queue shows it.
-    return up
-      .sort(
-        (a, b) =>
-          a.load + (recentSubmits.get(a.server) ?? 0) - (b.load + (recentSubmits.get(b.server) ?? 0)) ||
-          ((((a.index - start) % servers.length) + servers.length) % servers.length) -
-            ((((b.index - start) % servers.length) + servers.length) % servers.length),
-      )
-      .map((entry) => entry.server);
+    return up.sort(
+      (a, b) =>
+        a.load + (recentSubmits.get(a.server) ?? 0) - (b.load + (recentSubmits.get(b.server) ?? 0)) ||
+        rotation(a.index) - rotation(b.index),
+    );
   };
 
-  const choose = async (request: ProviderJobRequest, workflow: ApiWorkflow, signal?: AbortSignal) => {
-    const ranked = await rankServers(signal);
+  /**
+   * The server to run on: the least loaded that passes preflight. A server whose
+   * `/object_info` cannot be read is still a candidate (ComfyUI validates on submit).
+   */
+  const choose = async (
+    request: ProviderJobRequest,
+    workflow: ApiWorkflow,
+    ranked: string[],
+    signal?: AbortSignal,
+  ) => {
     if (!usePreflight) return ranked[0]!;
     let best: { server: string; result: ReturnType<typeof preflight> } | undefined;
+    let unchecked: string | undefined;
     for (const server of ranked) {
-      let result: ReturnType<typeof preflight>;
+      let info: ComfyObjectInfo;
       try {
-        result = preflight(workflow, await objectInfoOf(server, false, signal));
-        // A miss may be a model added since the cache was filled: read again once.
-        if (!result.ok) result = preflight(workflow, await objectInfoOf(server, true, signal));
-      } catch (error) {
+        info = await objectInfoOf(server, false, signal);
+      } catch {
         if (signal?.aborted) throw signal.reason;
-        if (ComfyServerlessError.isInstance(error) && !ApiCallError.isInstance(error)) throw error;
+        unchecked ??= server;
         continue;
+      }
+      let result = preflight(workflow, info);
+      if (!result.ok) {
+        // A miss may be a model added since the cache was filled: read again once.
+        try {
+          result = preflight(workflow, await objectInfoOf(server, true, signal));
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          if (!ApiCallError.isInstance(error) && !InvalidResponseError.isInstance(error)) throw error;
+        }
       }
       if (result.ok) return server;
       if (best === undefined || result.nodeErrors.length < best.result.nodeErrors.length)
         best = { server, result };
     }
-    if (best === undefined) return ranked[0]!;
+    if (unchecked !== undefined || best === undefined) return unchecked ?? ranked[0]!;
     throw new ComfyValidationError({
       message: `${best.result.message ?? 'The servers lack what the workflow needs.'} (checked ${ranked.length} server(s) of ${id})`,
       type: best.result.type ?? 'invalid_prompt',
@@ -310,7 +348,31 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
       const { signal } = options;
       try {
         const workflow = parseWorkflow(request.workflow);
-        const server = await choose(request, workflow, signal);
+        // The same job and attempt always get the same prompt id, so a submission that
+        // landed before its answer was lost is found again instead of run twice (on
+        // servers that keep a client-chosen prompt id).
+        const promptId = promptIdFor(id, request.jobId, request.attempt);
+        const ranked = await rankServers(signal);
+        for (const entry of ranked) {
+          const found = [...entry.queue.running, ...entry.queue.pending].find(
+            (item) => item.promptId === promptId,
+          );
+          const foundClientId = found?.extraData?.['client_id'];
+          if (typeof foundClientId === 'string') {
+            const data: SelfHostedRefData = {
+              server: entry.server,
+              clientId: foundClientId,
+              submittedAt: clock.now(),
+            };
+            return { remoteId: promptId, data: { ...data } };
+          }
+        }
+        const server = await choose(
+          request,
+          workflow,
+          ranked.map((entry) => entry.server),
+          signal,
+        );
         const client = clientFor(server);
         const renames = new Map<string, string>();
         for (const image of request.images ?? []) {
@@ -329,13 +391,19 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         const prompt = renames.size > 0 ? renameInput(workflow, renames) : workflow;
         const clientId = `comfy-serverless-${randomUUID()}`;
         const submittedAt = clock.now();
-        const { promptId } = await client.queuePrompt(prompt, {
-          clientId,
-          promptId: randomUUID(),
-          extraData: { comfy_serverless_job_id: request.jobId },
-          jobId: request.jobId,
-          ...(signal ? { signal } : {}),
-        });
+        let remoteId: string;
+        try {
+          ({ promptId: remoteId } = await client.queuePrompt(prompt, {
+            clientId,
+            promptId,
+            extraData: { comfy_serverless_job_id: request.jobId },
+            jobId: request.jobId,
+            ...(signal ? { signal } : {}),
+          }));
+        } catch (error) {
+          if (signal?.aborted || !(await landed(client, promptId, error))) throw error;
+          remoteId = promptId;
+        }
         recentSubmits.set(server, (recentSubmits.get(server) ?? 0) + 1);
         clock.setTimeout(() => {
           const count = (recentSubmits.get(server) ?? 1) - 1;
@@ -343,7 +411,7 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
           else recentSubmits.set(server, count);
         }, 2_000);
         const data: SelfHostedRefData = { server, clientId, submittedAt };
-        return { remoteId: promptId, data: { ...data } };
+        return { remoteId, data: { ...data } };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         throw toComfyServerlessError(error, { providerId: id, jobId: request.jobId });
