@@ -555,3 +555,79 @@ describe('createDispatcher after a crash mid-submission', () => {
     second.close();
   });
 });
+
+describe('createDispatcher across regions', () => {
+  function regional(id: string, region: string, zone: { down: boolean }) {
+    let sequence = 0;
+    return createMockProvider({
+      id,
+      region,
+      doSubmit: () => {
+        if (zone.down) throw new ApiCallError({ message: `${region} unreachable`, url: `https://${id}/run` });
+        sequence += 1;
+        return { remoteId: `${id}-${sequence}` };
+      },
+      doWatch: () => ({
+        async *[Symbol.asyncIterator]() {
+          if (zone.down)
+            throw new ApiCallError({ message: `${region} unreachable`, url: `https://${id}/status` });
+          yield { type: 'started' } as ProviderJobEvent;
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          if (zone.down)
+            throw new ApiCallError({ message: `${region} unreachable`, url: `https://${id}/status` });
+          yield { type: 'completed', outputs: [placeholderOutput()] } as ProviderJobEvent;
+        },
+      }),
+      doHealth: () => ({ status: zone.down ? 'unhealthy' : 'healthy', checkedAt: Date.now() }),
+    });
+  }
+
+  it('fails over from a region that goes dark mid-run, then to disaster recovery, and loses no job', async () => {
+    const eu = { down: false };
+    const us = { down: false };
+    const ap = { down: false };
+    const providers = [
+      regional('eu-a', 'eu-west-1', eu),
+      regional('eu-b', 'eu-west-1', eu),
+      regional('us-a', 'us-east-1', us),
+      regional('ap-a', 'ap-south-1', ap),
+    ];
+    const dispatcher = createDispatcher({
+      providers,
+      retry: { minDelayMs: 0, maxDelayMs: 0, submitRetries: 1, watchRetries: 1, rerunAfterStart: true },
+      router: {
+        healthTtlMs: 0,
+        breaker: { failureThreshold: 2, cooldownMs: 600_000 },
+        regions: { primary: 'eu-west-1', secondary: ['us-east-1'], disasterRecovery: ['ap-south-1'] },
+      },
+    });
+    const runBatch = (prefix: string, count: number) =>
+      Promise.all(
+        Array.from({ length: count }, (_, index) =>
+          dispatcher.runWorkflow(workflow, { jobId: `${prefix}-${index}` }),
+        ),
+      );
+
+    const before = await runBatch('before', 10);
+    expect(new Set(before.map((result) => result.providerId.slice(0, 2)))).toEqual(new Set(['eu']));
+
+    const during = runBatch('during', 20);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    eu.down = true;
+    const moved = await during;
+    expect(moved).toHaveLength(20);
+    const after = await runBatch('after', 10);
+    expect(after.every((result) => result.providerId === 'us-a')).toBe(true);
+
+    us.down = true;
+    const last = await runBatch('dr', 5);
+    expect(last.every((result) => result.providerId === 'ap-a')).toBe(true);
+
+    for (const prefix of ['before', 'during', 'after', 'dr']) {
+      const count = { before: 10, during: 20, after: 10, dr: 5 }[prefix]!;
+      for (let index = 0; index < count; index++) {
+        expect((await dispatcher.get(`${prefix}-${index}`))?.status).toBe('completed');
+      }
+    }
+  });
+});

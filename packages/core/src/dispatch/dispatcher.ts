@@ -340,6 +340,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       nodeTypes: context.requirements.nodeTypes,
       ...(budget === undefined ? {} : { latencyBudgetMs: budget }),
       ...(region === undefined ? {} : { preferRegion: region }),
+      ...(routerOptions.regions === undefined ? {} : { regions: routerOptions.regions }),
       providers: snapshots,
     });
   }

@@ -12,5 +12,11 @@ export type { JobHandle } from './job-run';
 export type { MemoryJournalOptions } from './memory-journal';
 export { assertStatusTransition, createMemoryJournal } from './memory-journal';
 export type { DispatcherOptions, DispatcherRetryOptions, DispatcherRouterOptions } from './options';
-export type { RouteCandidate, RouteDecision, RouteProviderSnapshot, RouteRequest } from './router';
-export { expectedWaitMs, routeJob } from './router';
+export type {
+  RegionPreference,
+  RouteCandidate,
+  RouteDecision,
+  RouteProviderSnapshot,
+  RouteRequest,
+} from './router';
+export { expectedWaitMs, isSaturated, routeJob } from './router';

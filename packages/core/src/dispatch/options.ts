@@ -4,7 +4,7 @@ import type { JobJournalV1 } from '../spec/job-journal-v1';
 import type { ProviderV1 } from '../spec/provider-v1';
 import { safeDescribe } from '../util/gpu';
 import type { CircuitBreakerOptions } from './breaker';
-import type { RouteDecision, RouteRequest } from './router';
+import type { RegionPreference, RouteDecision, RouteRequest } from './router';
 
 /** How the dispatcher retries. */
 export interface DispatcherRetryOptions {
@@ -31,8 +31,10 @@ export interface DispatcherRetryOptions {
 export interface DispatcherRouterOptions {
   /** Default latency budget per job, ms (a job's own `latencyBudgetMs` wins). */
   latencyBudgetMs?: number;
-  /** Default preferred region. */
+  /** Default preferred region (a job's own `region` wins). */
   preferRegion?: string;
+  /** Region tiers: primary, secondaries to spill to, disaster recovery last. */
+  regions?: RegionPreference;
   /** Circuit breaker settings shared by every provider. */
   breaker?: CircuitBreakerOptions;
   /** How long a health reading is trusted before it is refreshed in the background, ms. @default 10000 */

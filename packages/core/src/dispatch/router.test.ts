@@ -145,3 +145,36 @@ describe('expectedWaitMs', () => {
     expect(expectedWaitMs(provider({ id: 'p' }))).toBe(20_000);
   });
 });
+
+describe('routeJob with regions', () => {
+  const regions = { primary: 'eu-west-1', secondary: ['us-east-1'], disasterRecovery: ['ap-south-1'] };
+  const eu = provider({ id: 'eu', region: 'eu-west-1', pricing: { usdPerSecond: 0.001 } });
+  const us = provider({ id: 'us', region: 'us-east-1', pricing: { usdPerSecond: 0.0002 } });
+  const other = provider({ id: 'other', region: 'sa-east-1', pricing: { usdPerSecond: 0.0001 } });
+  const dr = provider({ id: 'dr', region: 'ap-south-1', pricing: { usdPerSecond: 0.00001 } });
+
+  it('orders primary, secondary, other regions, then disaster recovery, whatever the prices', () => {
+    const decision = routeJob({ regions, providers: [dr, other, us, eu] });
+    expect(decision.candidates.map((candidate) => candidate.providerId)).toEqual(['eu', 'us', 'other', 'dr']);
+  });
+
+  it("puts the caller's region first", () => {
+    const decision = routeJob({ regions, preferRegion: 'us-east-1', providers: [dr, other, us, eu] });
+    expect(decision.candidates[0]?.providerId).toBe('us');
+  });
+
+  it('spills from a saturated primary to the secondaries, still before other regions', () => {
+    const full = { ...eu, queued: 4, inFlight: 4, maxConcurrency: 8 };
+    const decision = routeJob({ regions, providers: [dr, other, us, full] });
+    expect(decision.candidates.map((candidate) => candidate.providerId)).toEqual(['us', 'eu', 'other', 'dr']);
+  });
+
+  it('uses disaster recovery when every other region is out', () => {
+    const down = { status: 'unhealthy' as const, checkedAt: now };
+    const decision = routeJob({
+      regions,
+      providers: [dr, { ...eu, health: down }, { ...us, health: down }, { ...other, available: false }],
+    });
+    expect(decision.candidates.map((candidate) => candidate.providerId)).toEqual(['dr']);
+  });
+});

@@ -34,9 +34,20 @@ export interface RouteRequest {
   nodeTypes?: string[];
   /** Prefer providers whose total expected time is within this budget, in ms. */
   latencyBudgetMs?: number;
-  /** Providers in this region come first among equals. */
+  /** The caller's region: its providers come first (it stands in for `regions.primary`). */
   preferRegion?: string;
+  /** Region tiers: the primary first, then secondaries, other regions, and disaster recovery last. */
+  regions?: RegionPreference;
   providers: RouteProviderSnapshot[];
+}
+
+/** Which regions to use first, next, and last. */
+export interface RegionPreference {
+  primary?: string;
+  /** Spilled to, in order, when the primary's providers are unhealthy or saturated. */
+  secondary?: string[];
+  /** Used only when nothing else can take the job. */
+  disasterRecovery?: string[];
 }
 
 /** One ranked candidate. */
@@ -111,6 +122,41 @@ export function expectedWaitMs(provider: RouteProviderSnapshot): number {
 }
 
 /**
+ * Whether a provider has no room for another job now: our own bound for it is reached, or
+ * the platform reports a queue, no idle worker, and no room to add one.
+ */
+export function isSaturated(provider: RouteProviderSnapshot): boolean {
+  if (provider.queued + provider.inFlight >= provider.maxConcurrency) return true;
+  const health = provider.health;
+  if (health === undefined || health.maxWorkers === undefined) return false;
+  const workers =
+    (health.busyWorkers ?? health.running ?? 0) +
+    (health.idleWorkers ?? 0) +
+    (health.initializingWorkers ?? 0);
+  return (
+    (health.idleWorkers ?? 0) === 0 &&
+    workers >= health.maxWorkers &&
+    (health.queued ?? 0) + provider.queued > 0
+  );
+}
+
+/**
+ * The region tier of a provider, lower first: 0 the caller's region or the primary, 1 a
+ * secondary (or a saturated primary, which spills after the secondaries), 2 any other
+ * region, 3 disaster recovery.
+ */
+function regionTier(request: RouteRequest, provider: RouteProviderSnapshot): number {
+  const primary = request.preferRegion ?? request.regions?.primary;
+  const region = provider.region;
+  if (region === undefined) return 2;
+  if (request.regions?.disasterRecovery?.includes(region)) return 3;
+  if (primary !== undefined && region === primary) return isSaturated(provider) ? 1.5 : 0;
+  const secondary = request.regions?.secondary?.indexOf(region) ?? -1;
+  if (secondary >= 0) return 1 + secondary / 1000;
+  return 2;
+}
+
+/**
  * Ranks providers for one job: a pure function of the request and the snapshot.
  *
  * Providers that cannot take the job (GPU memory, open circuit, unhealthy, missing node
@@ -119,10 +165,14 @@ export function expectedWaitMs(provider: RouteProviderSnapshot): number {
  * platforms bill the cold start), cheapest first; with a latency budget, those expected to
  * finish within it come first, then the others by expected time. Ties go to the preferred
  * region, then to the shorter expected time, then to the provider's id (for stability).
+ *
+ * Regions come before all of that when the request names any: the caller's region (or the
+ * primary) first, then the secondaries in order (a saturated primary spills after them),
+ * then other regions, and disaster-recovery regions only when nothing else can take the job.
  */
 export function routeJob(request: RouteRequest): RouteDecision {
   const rejected: Record<string, string> = {};
-  const candidates: Array<RouteCandidate & { regionMatch: boolean }> = [];
+  const candidates: Array<RouteCandidate & { regionMatch: boolean; tier: number }> = [];
   for (const provider of request.providers) {
     const reason = rejection(request, provider);
     if (reason !== undefined) {
@@ -139,9 +189,11 @@ export function routeJob(request: RouteRequest): RouteDecision {
       expectedCostUsd: costUsd,
       withinBudget: request.latencyBudgetMs === undefined || totalMs <= request.latencyBudgetMs,
       regionMatch: request.preferRegion !== undefined && provider.region === request.preferRegion,
+      tier: regionTier(request, provider),
     });
   }
   candidates.sort((a, b) => {
+    if (a.tier !== b.tier) return a.tier - b.tier;
     if (a.withinBudget !== b.withinBudget) return a.withinBudget ? -1 : 1;
     if (!a.withinBudget)
       return a.expectedTotalMs - b.expectedTotalMs || a.providerId.localeCompare(b.providerId);
@@ -152,5 +204,8 @@ export function routeJob(request: RouteRequest): RouteDecision {
     if (a.regionMatch !== b.regionMatch) return a.regionMatch ? -1 : 1;
     return a.expectedTotalMs - b.expectedTotalMs || a.providerId.localeCompare(b.providerId);
   });
-  return { candidates: candidates.map(({ regionMatch: _regionMatch, ...candidate }) => candidate), rejected };
+  return {
+    candidates: candidates.map(({ regionMatch: _regionMatch, tier: _tier, ...candidate }) => candidate),
+    rejected,
+  };
 }
