@@ -167,10 +167,19 @@ export function allocateCapacity(
   }
   if (count >= wanted) binding = undefined;
   // Headroom: what is left of the budget and instance count goes to the best targets, so
-  // that a platform starting workers on its own can never spend past the budget.
-  const maxWorkers: Record<string, number> = { ...workers };
-  let headroomSpent = spent;
-  let headroomCount = count;
+  // that a platform starting workers on its own can never spend past the budget. Workers
+  // already up keep their place under the cap (they may be running jobs), so moving the
+  // cap from one target to another never lets both be full at once.
+  const maxWorkers: Record<string, number> = {};
+  let headroomSpent = 0;
+  let headroomCount = 0;
+  for (const entry of described) {
+    const up = entry.target.state.runningWorkers + (entry.target.state.pendingWorkers ?? 0);
+    const limit = Math.max(workers[entry.target.id]!, Math.min(up, entry.room));
+    maxWorkers[entry.target.id] = limit;
+    headroomSpent += limit * entry.hourly;
+    headroomCount += limit;
+  }
   for (const entry of scored) {
     let limit = maxWorkers[entry.target.id]!;
     while (

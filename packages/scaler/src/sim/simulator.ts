@@ -508,7 +508,12 @@ export function simulate(options: SimulationOptions): SimulationResult {
     const timeoutBefore = current.idleTimeoutSeconds;
     target.settings = next;
     scalingActions++;
-    if (floorOf(target) < floorBefore || next.idleTimeoutSeconds < timeoutBefore) sweepIdle(target);
+    if (
+      floorOf(target) < floorBefore ||
+      next.idleTimeoutSeconds < timeoutBefore ||
+      (next.maxWorkers < current.maxWorkers && target.alive > next.maxWorkers)
+    )
+      sweepIdle(target);
   };
 
   const rollArrivals = (bucket: number): void => {
@@ -674,7 +679,8 @@ export function simulate(options: SimulationOptions): SimulationResult {
         if (target.settings.bufferWorkers > 0) ensureFloors();
       } else if (workerState[worker] === IDLE) {
         const dueAt = workerIdleSince[worker]! + target.settings.idleTimeoutSeconds * 1000;
-        if (now < dueAt) heap.push(dueAt, payload, stamp);
+        if (target.alive > target.settings.maxWorkers) stopWorker(target, worker);
+        else if (now < dueAt) heap.push(dueAt, payload, stamp);
         else if (target.alive > floorOf(target)) stopWorker(target, worker);
       }
     } else if (arrivalTime <= nextTick) {

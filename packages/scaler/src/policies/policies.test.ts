@@ -1,0 +1,160 @@
+import type { ScalingSnapshot } from '@comfy-serverless/core';
+import { InvalidArgumentError } from '@comfy-serverless/core';
+import { describe, expect, it } from 'vitest';
+import { allocateCapacity, createAllocationOptimizer } from '../allocation/allocation-optimizer';
+import { countPerPeriod, evaluateForecaster } from '../forecast/forecast-accuracy';
+import { createSeasonalForecaster } from '../forecast/seasonal-forecaster';
+import { InfeasibleAllocationError } from '../scaler-errors';
+import { createRandom } from '../sim/random';
+import { createPredictivePolicy } from './predictive-policy';
+import { createReactivePolicy } from './reactive-policy';
+import { createTargetTrackingPolicy } from './target-tracking-policy';
+import { worthwhileIdleWorkers } from './warm-pool';
+
+function snapshot(
+  overrides: Partial<ScalingSnapshot['demand']> = {},
+  now = 1_000_000,
+  targets = 1,
+): ScalingSnapshot {
+  return {
+    now,
+    intervalMs: 10_000,
+    demand: {
+      arrivals: [0, 0, 0],
+      bucketMs: 10_000,
+      queueDepth: 0,
+      inFlight: 0,
+      recentWaitsMs: [],
+      recentExecutionMs: [],
+      ...overrides,
+    },
+    targets: Array.from({ length: targets }, (_, index) => ({
+      id: `t${index}`,
+      platform: 'test',
+      state: {
+        minWorkers: 0,
+        maxWorkers: 20,
+        runningWorkers: 0,
+        idleWorkers: 0,
+        bounds: { minWorkers: 0, maxWorkers: 20 },
+        describedAt: now,
+      },
+      queueDepth: 0,
+      inFlight: 0,
+      usdPerSecond: 0.0002 * (index + 1),
+      coldStartMs: 20_000 * (index + 1),
+    })),
+  };
+}
+
+describe('policies', () => {
+  it('cover running and queued jobs, and validate their objective', () => {
+    for (const create of [createReactivePolicy, createTargetTrackingPolicy, createPredictivePolicy]) {
+      const policy = create({ objective: { waitMs: 10_000, share: 0.95 } });
+      const decision = policy.decide(snapshot({ queueDepth: 3, inFlight: 2, arrivals: [0, 0, 5] }));
+      expect(decision.targets.t0?.minWorkers).toBeGreaterThanOrEqual(5);
+      expect(() => create({ objective: { waitMs: 10_000, quantile: 1.5 } })).toThrow(InvalidArgumentError);
+    }
+  });
+
+  it('in cost mode set no floor and an idle timeout instead', () => {
+    const decision = createReactivePolicy({ objective: { mode: 'cost' } }).decide(snapshot());
+    expect(decision.targets.t0).toMatchObject({ minWorkers: 0 });
+    expect(decision.targets.t0?.idleTimeoutSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('are deterministic given the same snapshots', () => {
+    const run = () => {
+      const policy = createPredictivePolicy();
+      const results: unknown[] = [];
+      for (let step = 0; step < 50; step++)
+        results.push(
+          policy.decide(snapshot({ arrivals: [step % 3, 1, step % 5] }, 1_000_000 + step * 10_000)),
+        );
+      return results;
+    };
+    expect(run()).toEqual(run());
+  });
+});
+
+describe('worthwhileIdleWorkers', () => {
+  it('keeps more workers as the rate grows and fewer as they get dearer', () => {
+    expect(worthwhileIdleWorkers(0, 20_000, 0.001)).toBe(0);
+    const low = worthwhileIdleWorkers(0.01, 20_000, 0.001);
+    const high = worthwhileIdleWorkers(1, 20_000, 0.001);
+    expect(high).toBeGreaterThan(low);
+    expect(worthwhileIdleWorkers(1, 20_000, 0.1)).toBeLessThan(high);
+  });
+});
+
+describe('seasonal forecaster', () => {
+  it('beats same-slot-yesterday on synthetic daily and weekly traffic, with calibrated 90 % intervals', () => {
+    const random = createRandom(3);
+    const poisson = (mean: number) => {
+      // Knuth's method is fine for the small means used here.
+      let count = 0;
+      let product = random();
+      const limit = Math.exp(-mean);
+      while (product > limit) {
+        count++;
+        product *= random();
+      }
+      return count;
+    };
+    const counts: number[] = [];
+    for (let hour = 0; hour < 24 * 7 * 4; hour++) {
+      const daily = 1 + 0.8 * Math.sin((2 * Math.PI * (hour % 24)) / 24);
+      const weekly = Math.floor(hour / 24) % 7 >= 5 ? 0.5 : 1;
+      counts.push(poisson(20 * daily * weekly));
+    }
+    const accuracy = evaluateForecaster(counts, { naiveLag: 24, confidence: 0.9, scoreFrom: 168 });
+    expect(accuracy.mase).toBeLessThan(1);
+    expect(accuracy.coverage).toBeGreaterThan(0.82);
+    expect(accuracy.coverage).toBeLessThan(0.97);
+  });
+
+  it('gives ordered intervals and counts per period', () => {
+    const forecaster = createSeasonalForecaster({ seasonLengths: [4] });
+    for (let index = 0; index < 40; index++) forecaster.observe([2, 8, 4, 1][index % 4]!);
+    const forecast = forecaster.forecast(1, 0.8);
+    expect(forecast.lower).toBeLessThanOrEqual(forecast.mean);
+    expect(forecast.upper).toBeGreaterThanOrEqual(forecast.mean);
+    expect(forecast.mean).toBeCloseTo(2, 0);
+    expect(countPerPeriod([0, 10, 3_600_000, 7_300_000])).toEqual([2, 1, 1]);
+  });
+});
+
+describe('allocation optimiser', () => {
+  it('puts workers on the cheaper target and caps the total by the budget', () => {
+    const targets = snapshot({}, 0, 2).targets;
+    const open = allocateCapacity(4, targets);
+    expect(open.workers).toEqual({ t0: 4, t1: 0 });
+    const hourly = 0.0002 * 3600;
+    const capped = allocateCapacity(10, targets, { maxBudgetPerHour: hourly * 3 + 0.01 });
+    expect(capped.binding).toBe('maxBudgetPerHour');
+    expect(capped.workers.t0).toBe(3);
+    const worst =
+      (capped.maxWorkers.t0 ?? 0) * targets[0]!.usdPerSecond * 3600 +
+      (capped.maxWorkers.t1 ?? 0) * targets[1]!.usdPerSecond * 3600;
+    expect(worst).toBeLessThanOrEqual(hourly * 3 + 0.01);
+  });
+
+  it('says which constraint binds when the constraints contradict each other', () => {
+    const targets = snapshot({}, 0, 2).targets;
+    const error = (() => {
+      try {
+        allocateCapacity(1, targets, { p99LatencyTargetMs: 1_000 });
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(InfeasibleAllocationError.isInstance(error)).toBe(true);
+    expect((error as InfeasibleAllocationError).constraint).toBe('p99LatencyTargetMs');
+    expect(() => allocateCapacity(1, targets, { minAvailability: 0.9999999 })).toThrow(/minAvailability/);
+    expect(() => allocateCapacity(1, targets, { minAvailability: 0.999, maxBudgetPerHour: 0.5 })).toThrow(
+      /maxBudgetPerHour/,
+    );
+    const policy = createAllocationOptimizer({ maxInstances: 1, onInfeasible: 'throw' });
+    expect(() => policy.decide(snapshot({ queueDepth: 5 }, 0, 2))).toThrow(/maxInstances/);
+  });
+});
