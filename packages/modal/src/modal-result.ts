@@ -285,7 +285,9 @@ export function decodeRunResult(
       const mimeCandidate = optionalString(raw.mime)?.toLowerCase();
       const mime =
         mimeCandidate !== undefined && MIME_PATTERN.test(mimeCandidate) ? mimeCandidate : mimeFor(filename);
+      const issuesBefore = issues.length;
       const data = decodeData(raw.data, `${path}.data`, issues);
+      if (issues.length > issuesBefore) return;
       const text = typeof raw.text === 'string' ? raw.text : undefined;
       const url = optionalString(raw.url);
       if (data === undefined && text === undefined && url === undefined) {

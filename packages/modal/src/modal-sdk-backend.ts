@@ -89,6 +89,8 @@ export async function loadModalSdk(
   return { ModalClient };
 }
 
+const CALL_HANDLE_LIMIT = 1000;
+
 /** Options of `createModalSdkBackend`. */
 export interface ModalSdkBackendOptions {
   /** An existing `ModalClient` (from `modal`); when absent, one is created on first use. */
@@ -206,9 +208,24 @@ export function createModalSdkBackend(options: ModalSdkBackendOptions = {}): Mod
     }
   };
 
+  /** `fromId` is a round trip, so handles are kept for the calls being watched. */
+  const handles = new Map<string, Promise<ModalSdkFunctionCall>>();
+  const getCall = (callId: string): Promise<ModalSdkFunctionCall> => {
+    let handle = handles.get(callId);
+    if (handle === undefined) {
+      handle = getClient().then((client) => client.functionCalls.fromId(callId));
+      handles.set(callId, handle);
+      handle.catch(() => handles.delete(callId));
+      if (handles.size > CALL_HANDLE_LIMIT) {
+        const oldest = handles.keys().next().value;
+        if (oldest !== undefined) handles.delete(oldest);
+      }
+    }
+    return handle;
+  };
+
   const poll = async (callId: string, timeoutMs: number): Promise<ModalPollResult> => {
-    const client = await getClient();
-    const call = await client.functionCalls.fromId(callId);
+    const call = await getCall(callId);
     try {
       return { status: 'done', value: await call.get({ timeoutMs }) };
     } catch (error) {
@@ -224,8 +241,7 @@ export function createModalSdkBackend(options: ModalSdkBackendOptions = {}): Mod
     },
     poll: (callId, pollOptions) => poll(callId, pollOptions.timeoutMs),
     async cancel(callId, cancelOptions) {
-      const client = await getClient();
-      const call = await client.functionCalls.fromId(callId);
+      const call = await getCall(callId);
       await call.cancel(
         cancelOptions?.terminateContainers === undefined
           ? {}
@@ -235,6 +251,7 @@ export function createModalSdkBackend(options: ModalSdkBackendOptions = {}): Mod
     async call(target, args, callOptions) {
       const call = await withMethod(target, (method) => method.spawn(args));
       const result = await poll(call.functionCallId, callOptions?.timeoutMs ?? 300_000);
+      handles.delete(call.functionCallId);
       if (result.status === 'pending') {
         await this.cancel(call.functionCallId).catch(() => {});
         const timeout = new Error(
@@ -271,6 +288,7 @@ export function createModalSdkBackend(options: ModalSdkBackendOptions = {}): Mod
       void clientPromise?.then((client) => client.close?.()).catch(() => {});
       clientPromise = undefined;
       methods.clear();
+      handles.clear();
     },
   };
 }
