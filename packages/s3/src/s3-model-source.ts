@@ -26,6 +26,10 @@ export interface S3ModelSourceOptions extends S3ConnectionOptions {
   retries?: number;
   /** First backoff delay in ms. @default 200 */
   retryMinDelayMs?: number;
+  /** Flush each file to disk before it is renamed into place (skip only on disks a power loss wipes anyway). @default true */
+  durable?: boolean;
+  /** Bytes gathered from a part's stream before each write to disk. @default 1 MiB */
+  writeBufferBytes?: number;
   /** Clock for backoff waits (tests inject a virtual one). */
   clock?: Clock;
 }
@@ -144,6 +148,8 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
         partSizeBytes,
         concurrency,
         retry: { retries, minDelayMs: retryMinDelayMs, maxDelayMs: 10_000 },
+        ...(options.durable === undefined ? {} : { durable: options.durable }),
+        ...(options.writeBufferBytes === undefined ? {} : { writeBufferBytes: options.writeBufferBytes }),
         ...(options.clock === undefined ? {} : { clock: options.clock }),
         ...(signal === undefined ? {} : { signal }),
         ...(downloadOptions.onProgress === undefined ? {} : { onProgress: downloadOptions.onProgress }),
