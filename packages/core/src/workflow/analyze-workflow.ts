@@ -90,6 +90,36 @@ const FRAME_INPUTS = ['length', 'num_frames', 'video_frames', 'frame_number'];
 const CLIP_LOADERS_WITH_TYPE = /CLIPLoader/;
 const TEXT_ENCODER_FOLDERS = new Set(['text_encoders', 'clip']);
 
+/** What a class type's name says, worked out once per name. */
+interface ClassTraits {
+  saveLike: boolean;
+  clipLoader: boolean;
+  textEncoder: boolean;
+}
+const traitsCache = new Map<string, ClassTraits>();
+
+function traitsOf(classType: string): ClassTraits {
+  let traits = traitsCache.get(classType);
+  if (traits === undefined) {
+    traits = {
+      saveLike: /^(?:Save|Preview)/.test(classType),
+      clipLoader: CLIP_LOADERS_WITH_TYPE.test(classType),
+      textEncoder: /TextEncode/.test(classType),
+    };
+    // Class names come from workflows; keep the cache bounded.
+    if (traitsCache.size > 4096) traitsCache.clear();
+    traitsCache.set(classType, traits);
+  }
+  return traits;
+}
+
+/** An input's literal value, following links from primitive nodes. */
+function read(graph: ApiWorkflow, inputs: Record<string, unknown>, name: string): unknown {
+  if (!Object.hasOwn(inputs, name)) return undefined;
+  const raw = inputs[name];
+  return isLink(raw) ? resolveInputValue(graph, raw) : raw;
+}
+
 const registryCache = new WeakMap<readonly LoaderDefinition[], LoaderRegistry>();
 
 function resolveRegistry(loaders: AnalyzeWorkflowOptions['loaders']): LoaderRegistry {
@@ -161,26 +191,22 @@ export function analyzeWorkflow(
     const definition = registry.get(classType);
     const loader: CompiledLoader | undefined =
       definition === undefined ? undefined : compileLoader(definition);
+    const traits = traitsOf(classType);
     if (loader?.definition.outputNode === true) outputNodes.push(nodeId);
-    else if (loader === undefined && /^(?:Save|Preview)/.test(classType)) outputNodes.push(nodeId);
-
-    const read = (name: string): unknown => {
-      if (!Object.hasOwn(inputs, name)) return undefined;
-      const raw = inputs[name];
-      return isLink(raw) ? resolveInputValue(graph, raw) : raw;
-    };
+    else if (loader === undefined && traits.saveLike) outputNodes.push(nodeId);
 
     for (const input of Object.keys(inputs)) {
       const raw = inputs[input];
       if (isLink(raw)) referenced.add(raw[0]);
-      const through: string[] = [];
-      const value = isLink(raw) ? resolveInputValue(graph, raw, through) : raw;
+      const linked = isLink(raw);
+      const through: string[] | undefined = linked ? [] : undefined;
+      const value = linked ? resolveInputValue(graph, raw, through) : raw;
       if (typeof value !== 'string') continue;
       if (loader !== undefined && isInputFile(loader, input)) {
         const name = value.replace(FILE_ANNOTATION, '');
         if (ALWAYS_NONE.has(name)) continue;
         assertSafeModelName(name);
-        for (const sourceId of through) consumedSources.add(sourceId);
+        if (through !== undefined) for (const sourceId of through) consumedSources.add(sourceId);
         inputFiles.push({ nodeId, classType, input, name });
         continue;
       }
@@ -188,7 +214,7 @@ export function analyzeWorkflow(
       if (rule !== undefined) {
         if (ALWAYS_NONE.has(value) || rule.none?.includes(value) === true) continue;
         assertSafeModelName(value);
-        for (const sourceId of through) consumedSources.add(sourceId);
+        if (through !== undefined) for (const sourceId of through) consumedSources.add(sourceId);
         if (rule.folder === 'checkpoints') hasCheckpoint = true;
         models.push({
           nodeId,
@@ -203,7 +229,7 @@ export function analyzeWorkflow(
       }
       // Only literals are guessed: a value that arrived through a link belongs to the node
       // that holds it, which is scanned on its own.
-      if (!isLink(raw) && looksLikeModelFile(value)) {
+      if (!linked && looksLikeModelFile(value)) {
         assertSafeModelName(value);
         models.push({
           nodeId,
@@ -217,14 +243,14 @@ export function analyzeWorkflow(
       }
     }
 
-    if (CLIP_LOADERS_WITH_TYPE.test(classType)) {
-      const type = read('type');
+    if (traits.clipLoader) {
+      const type = read(graph, inputs, 'type');
       if (typeof type === 'string') clipTypes.add(type.toLowerCase());
     }
-    if (!/TextEncode/.test(classType)) {
+    if (!traits.textEncoder) {
       for (const [widthInput, heightInput] of WIDTH_HEIGHT_PAIRS) {
-        const nodeWidth = positiveNumber(read(widthInput));
-        const nodeHeight = positiveNumber(read(heightInput));
+        const nodeWidth = positiveNumber(read(graph, inputs, widthInput));
+        const nodeHeight = positiveNumber(read(graph, inputs, heightInput));
         if (nodeWidth === undefined || nodeHeight === undefined) continue;
         if (width === undefined || height === undefined || nodeWidth * nodeHeight > width * height) {
           width = nodeWidth;
@@ -232,14 +258,14 @@ export function analyzeWorkflow(
         }
       }
     }
-    const nodeBatch = positiveNumber(read('batch_size'));
+    const nodeBatch = positiveNumber(read(graph, inputs, 'batch_size'));
     if (nodeBatch !== undefined) batch = Math.max(batch ?? 0, nodeBatch);
     for (const frameInput of FRAME_INPUTS) {
-      const nodeFrames = positiveNumber(read(frameInput));
+      const nodeFrames = positiveNumber(read(graph, inputs, frameInput));
       if (nodeFrames !== undefined && Number.isInteger(nodeFrames))
         frames = Math.max(frames ?? 0, nodeFrames);
     }
-    const nodeSteps = positiveNumber(read('steps'));
+    const nodeSteps = positiveNumber(read(graph, inputs, 'steps'));
     if (nodeSteps !== undefined) steps = Math.max(steps ?? 0, nodeSteps);
   }
 

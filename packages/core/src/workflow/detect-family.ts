@@ -63,26 +63,41 @@ const SD15_NAME =
  */
 export function detectFamily(signals: FamilySignals): WorkflowFamily {
   const { classTypes, modelNames, clipTypes } = signals;
-  const anyName = (pattern: RegExp) => modelNames.some((name) => pattern.test(name));
-  let video = (signals.frames ?? 0) > 1 || anyName(VIDEO_NAME);
-  if (!video) {
-    for (const classType of classTypes) {
-      if (
-        VIDEO_CLASSES.has(classType) ||
-        VIDEO_CLASS_PREFIXES.some((prefix) => classType.startsWith(prefix))
-      ) {
-        video = true;
-        break;
+  let video =
+    (signals.frames ?? 0) > 1 ||
+    clipTypes.has('wan') ||
+    clipTypes.has('hunyuan_video') ||
+    clipTypes.has('ltxv');
+  let flux = clipTypes.has('flux');
+  let sd3 = clipTypes.has('sd3');
+  let sdxl = false;
+  for (const classType of classTypes) {
+    if (VIDEO_CLASSES.has(classType)) video = true;
+    else if (FLUX_CLASSES.has(classType)) flux = true;
+    else if (SD3_CLASSES.has(classType)) sd3 = true;
+    else if (SDXL_CLASSES.has(classType)) sdxl = true;
+    else {
+      for (const prefix of VIDEO_CLASS_PREFIXES) {
+        if (classType.startsWith(prefix)) {
+          video = true;
+          break;
+        }
       }
     }
   }
-  if (video || clipTypes.has('wan') || clipTypes.has('hunyuan_video') || clipTypes.has('ltxv'))
-    return 'video';
-  const hasAny = (set: ReadonlySet<string>) => [...set].some((classType) => classTypes.has(classType));
-  if (clipTypes.has('flux') || hasAny(FLUX_CLASSES) || anyName(FLUX_NAME)) return 'flux';
-  if (clipTypes.has('sd3') || hasAny(SD3_CLASSES) || anyName(SD3_NAME)) return 'sd3';
-  if (hasAny(SDXL_CLASSES) || anyName(SDXL_NAME)) return 'sdxl';
-  if (anyName(SD15_NAME)) return 'sd15';
+  let sd15 = false;
+  for (const name of modelNames) {
+    if (VIDEO_NAME.test(name)) video = true;
+    else if (FLUX_NAME.test(name)) flux = true;
+    else if (SD3_NAME.test(name)) sd3 = true;
+    else if (SDXL_NAME.test(name)) sdxl = true;
+    else if (SD15_NAME.test(name)) sd15 = true;
+  }
+  if (video) return 'video';
+  if (flux) return 'flux';
+  if (sd3) return 'sd3';
+  if (sdxl) return 'sdxl';
+  if (sd15) return 'sd15';
   if (signals.hasCheckpoint && signals.width !== undefined && signals.height !== undefined) {
     return signals.width * signals.height >= 1024 * 1024 * 0.75 ? 'sdxl' : 'sd15';
   }

@@ -88,7 +88,7 @@ function checkLink(
   value: unknown[],
   nodeId: string,
   input: string,
-  nodeIds: ReadonlySet<string>,
+  nodeIds: ReadonlyMap<string, number>,
   issues: WorkflowIssue[],
 ): void {
   if (value.length !== 2) {
@@ -116,6 +116,32 @@ function checkLink(
       message: `a link's output index must be a non-negative integer, not ${JSON.stringify(index) ?? String(index)}`,
     });
   }
+}
+
+/**
+ * Whether the graph (each node's link sources, by index) has a cycle: Kahn's algorithm, linear
+ * in nodes and links. Only when it has one does {@link findCycles} work out which.
+ */
+function hasCycle(sources: readonly number[][]): boolean {
+  const count = sources.length;
+  const remaining = new Int32Array(count);
+  const consumers: number[][] = Array.from({ length: count }, () => []);
+  for (let node = 0; node < count; node++) {
+    const list = sources[node] ?? [];
+    remaining[node] = list.length;
+    for (const source of list) consumers[source]!.push(node);
+  }
+  const queue: number[] = [];
+  for (let node = 0; node < count; node++) if (remaining[node] === 0) queue.push(node);
+  let done = 0;
+  while (done < queue.length) {
+    const node = queue[done++]!;
+    for (const consumer of consumers[node]!) {
+      remaining[consumer]! -= 1;
+      if (remaining[consumer] === 0) queue.push(consumer);
+    }
+  }
+  return done < count;
 }
 
 /** Finds every cycle through valid links with an iterative depth-first search (no recursion limit). */
@@ -233,15 +259,23 @@ export function parseWorkflow(input: unknown): ApiWorkflow {
     }
   }
 
+  // Text we parsed ourselves is already a fresh, JSON-safe tree: it is checked in place. An
+  // object from the caller is copied (and its values checked) so the caller's stays untouched.
+  const owned = typeof input === 'string';
   const issues: WorkflowIssue[] = [];
   const nodeIds = Object.keys(value);
   if (nodeIds.length === 0) {
     issues.push({ message: 'the workflow has no nodes' });
   }
-  const idSet = new Set(nodeIds);
+  const indexOf = new Map<string, number>();
+  for (let index = 0; index < nodeIds.length; index++) indexOf.set(nodeIds[index]!, index);
+  const sources: number[][] = new Array(nodeIds.length);
   const entries: [string, WorkflowNode][] = [];
   const seen = new Set<object>();
-  for (const nodeId of nodeIds) {
+  for (let nodeIndex = 0; nodeIndex < nodeIds.length; nodeIndex++) {
+    const nodeId = nodeIds[nodeIndex]!;
+    const nodeSources: number[] = [];
+    sources[nodeIndex] = nodeSources;
     const raw = value[nodeId];
     if (!isPlainObject(raw)) {
       issues.push({ nodeId, message: 'a node must be an object with "class_type" and "inputs"' });
@@ -264,18 +298,30 @@ export function parseWorkflow(input: unknown): ApiWorkflow {
         message: rawInputs === undefined ? 'the node has no "inputs" object' : '"inputs" must be an object',
       });
     }
-    const inputEntries: [string, unknown][] = [];
+    if (owned && raw._meta !== undefined && !isPlainObject(raw._meta)) {
+      issues.push({ nodeId, message: '"_meta" must be an object such as { "title": "..." }' });
+    }
+    const inputEntries: [string, unknown][] | undefined = owned ? undefined : [];
     if (isPlainObject(rawInputs)) {
       for (const inputName of Object.keys(rawInputs)) {
-        const inputValue = rawInputs[inputName];
-        if (inputValue === undefined) continue;
-        const copy = cloneJson(inputValue, 1, seen, (message) =>
-          issues.push({ nodeId, input: inputName, message }),
-        );
-        if (Array.isArray(copy)) checkLink(copy, nodeId, inputName, idSet, issues);
-        inputEntries.push([inputName, copy]);
+        let inputValue = rawInputs[inputName];
+        if (owned) {
+          if (Object.is(inputValue, -0)) rawInputs[inputName] = inputValue = 0;
+        } else {
+          if (inputValue === undefined) continue;
+          inputValue = cloneJson(inputValue, 1, seen, (message) =>
+            issues.push({ nodeId, input: inputName, message }),
+          );
+          inputEntries!.push([inputName, inputValue]);
+        }
+        if (Array.isArray(inputValue)) {
+          checkLink(inputValue, nodeId, inputName, indexOf, issues);
+          const source = typeof inputValue[0] === 'string' ? indexOf.get(inputValue[0]) : undefined;
+          if (source !== undefined) nodeSources.push(source);
+        }
       }
     }
+    if (owned) continue;
     const nodeEntries: [string, unknown][] = [];
     for (const key of Object.keys(raw)) {
       if (key === 'class_type' || key === 'inputs' || raw[key] === undefined) continue;
@@ -290,11 +336,11 @@ export function parseWorkflow(input: unknown): ApiWorkflow {
     }
     const node = Object.fromEntries(nodeEntries) as WorkflowNode;
     node.class_type = typeof classType === 'string' ? classType : '';
-    node.inputs = Object.fromEntries(inputEntries);
+    node.inputs = Object.fromEntries(inputEntries!);
     entries.push([nodeId, node]);
   }
-  const workflow = Object.fromEntries(entries) as ApiWorkflow;
-  findCycles(workflow, issues);
+  const workflow = (owned ? value : Object.fromEntries(entries)) as ApiWorkflow;
+  if (hasCycle(sources)) findCycles(workflow, issues);
   if (issues.length > 0) {
     throw new WorkflowValidationError({ message: summarize(issues), issues });
   }
