@@ -419,8 +419,10 @@ describe('createComfyClient: cancel', () => {
     const queued = await client.queuePrompt(sampleWorkflow());
     await waitFor(() => fake!.queue().running.includes(blocker.promptId), 'the blocker to run');
     const watching = collect(client.watch(queued.promptId, fast));
+    await waitFor(() => fake!.stats.queueRequests >= 1, 'the first poll');
     expect(await client.cancel(queued.promptId)).toBe('dequeued');
     const { events } = await watching;
+    expect(events).toContainEqual({ type: 'queued', position: 0 });
     expect(events.at(-1)?.type).toBe('cancelled');
     expect(fake.queue().running).toEqual([blocker.promptId]);
     expect(fake.stats.interruptCalls + fake.stats.cancelCalls).toBe(0);

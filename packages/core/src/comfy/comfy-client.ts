@@ -433,10 +433,16 @@ export function createComfyClient(options: ComfyClientOptions): ComfyClient {
     view,
 
     async uploadImage(upload) {
-      if (typeof upload?.name !== 'string' || upload.name === '' || /[\\/]|\.\./.test(upload.name)) {
+      if (
+        typeof upload?.name !== 'string' ||
+        upload.name === '' ||
+        upload.name === '.' ||
+        upload.name === '..' ||
+        /[\\/\0]/.test(upload.name)
+      ) {
         throw new InvalidArgumentError({
           argument: 'name',
-          message: `An uploaded image needs a plain file name without slashes or "..", like input.png; got ${JSON.stringify(upload?.name)}.`,
+          message: `An uploaded image needs a plain file name without slashes, like input.png; got ${JSON.stringify(upload?.name)}.`,
         });
       }
       const form = new FormData();
