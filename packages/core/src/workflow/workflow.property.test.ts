@@ -18,6 +18,8 @@ import { preflight } from './preflight';
 const RUNS = Math.max(1, Number.parseInt(process.env.FUZZ_RUNS ?? '', 10) || 1_000);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 const settings = { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) };
+// A hang still fails the test; a large FUZZ_RUNS only gets the time it needs (~20 ms a run at most).
+const TIMEOUT_MS = Math.max(20_000, RUNS * 20);
 
 const TYPED = [
   WorkflowFormatError,
@@ -241,95 +243,111 @@ const capabilities = fc.oneof(
 );
 
 describe(`workflow property tests (${RUNS} runs each; FUZZ_RUNS=100000 for the nightly size)`, () => {
-  it('random and mutated inputs give a value or a typed error, never another throw', () => {
-    fc.assert(
-      fc.property(anyInput, capabilities, (input, caps) => {
-        const parsed = valueOrTypedError(() => parseWorkflow(input));
-        if (parsed.value === undefined) {
-          expect(isTypedError(parsed.error)).toBe(true);
-          return;
-        }
-        // Parsing is idempotent: what it returns parses to the same thing.
-        expect(parseWorkflow(JSON.stringify(parsed.value))).toEqual(parsed.value);
-        const analysed = valueOrTypedError(() => analyzeWorkflow(parsed.value!));
-        if (analysed.value !== undefined) {
-          expect(analysed.value.nodeTypes.length).toBeLessThanOrEqual(Object.keys(parsed.value).length);
-          for (const model of analysed.value.models) expect(model.name).not.toContain('\\');
-          valueOrTypedError(() => preflight(analysed.value!, caps as never));
-          valueOrTypedError(() => preflight(parsed.value!, caps as never));
-        }
-      }),
-      settings,
-    );
-  });
+  it(
+    'random and mutated inputs give a value or a typed error, never another throw',
+    () => {
+      fc.assert(
+        fc.property(anyInput, capabilities, (input, caps) => {
+          const parsed = valueOrTypedError(() => parseWorkflow(input));
+          if (parsed.value === undefined) {
+            expect(isTypedError(parsed.error)).toBe(true);
+            return;
+          }
+          // Parsing is idempotent: what it returns parses to the same thing.
+          expect(parseWorkflow(JSON.stringify(parsed.value))).toEqual(parsed.value);
+          const analysed = valueOrTypedError(() => analyzeWorkflow(parsed.value!));
+          if (analysed.value !== undefined) {
+            expect(analysed.value.nodeTypes.length).toBeLessThanOrEqual(Object.keys(parsed.value).length);
+            for (const model of analysed.value.models) expect(model.name).not.toContain('\\');
+            valueOrTypedError(() => preflight(analysed.value!, caps as never));
+            valueOrTypedError(() => preflight(parsed.value!, caps as never));
+          }
+        }),
+        settings,
+      );
+    },
+    TIMEOUT_MS,
+  );
 
-  it('patching any path gives a workflow or a typed error, and never changes the input', () => {
-    fc.assert(
-      fc.property(
-        validWorkflow,
-        fc.array(
-          fc.tuple(
-            fc.oneof(
-              fc.string({ maxLength: 16 }),
-              fc.constantFrom('0.text', 'Positive Prompt.text', 'a.b.seed', '1.inputs.seed'),
+  it(
+    'patching any path gives a workflow or a typed error, and never changes the input',
+    () => {
+      fc.assert(
+        fc.property(
+          validWorkflow,
+          fc.array(
+            fc.tuple(
+              fc.oneof(
+                fc.string({ maxLength: 16 }),
+                fc.constantFrom('0.text', 'Positive Prompt.text', 'a.b.seed', '1.inputs.seed'),
+              ),
+              literal,
             ),
-            literal,
+            {
+              maxLength: 4,
+            },
           ),
-          {
-            maxLength: 4,
+          (workflow, patches) => {
+            const before = JSON.stringify(workflow);
+            const patched = valueOrTypedError(() => patchWorkflow(workflow, patches));
+            expect(JSON.stringify(workflow)).toBe(before);
+            if (patched.error !== undefined) expect(isTypedError(patched.error)).toBe(true);
           },
         ),
-        (workflow, patches) => {
-          const before = JSON.stringify(workflow);
-          const patched = valueOrTypedError(() => patchWorkflow(workflow, patches));
-          expect(JSON.stringify(workflow)).toBe(before);
-          if (patched.error !== undefined) expect(isTypedError(patched.error)).toBe(true);
-        },
-      ),
-      settings,
-    );
-  });
+        settings,
+      );
+    },
+    TIMEOUT_MS,
+  );
 
-  it('patch then analyse round-trips: a patched model name is what the analysis reports', () => {
-    const withLoader = fc
-      .tuple(validWorkflow, fc.constantFrom('x/new.safetensors', 'y\\other.ckpt', 'z.gguf'))
-      .map(([workflow, name]) => {
-        const loaderId = '__loader__';
-        const result: ApiWorkflow = {
-          ...workflow,
-          [loaderId]: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'old.safetensors' } },
-        };
-        return { workflow: result, loaderId, name };
-      });
-    fc.assert(
-      fc.property(withLoader, ({ workflow, loaderId, name }) => {
-        const before = valueOrTypedError(() => analyzeWorkflow(parseWorkflow(workflow)));
-        if (before.value === undefined) return; // unsafe names elsewhere: refused either way
-        const after = analyzeWorkflow(patchWorkflow(workflow, { [`${loaderId}.ckpt_name`]: name }));
-        const mine = after.models.filter((model) => model.nodeId === loaderId);
-        expect(mine).toEqual([
-          expect.objectContaining({ folder: 'checkpoints', value: name, name: name.replaceAll('\\', '/') }),
-        ]);
-        const others = (analysis: typeof after) =>
-          analysis.models.filter((model) => model.nodeId !== loaderId);
-        expect(others(after)).toEqual(others(before.value));
-        expect(after.nodeTypes).toEqual(before.value.nodeTypes);
-        expect(after.outputNodes).toEqual(before.value.outputNodes);
-      }),
-      settings,
-    );
-  });
+  it(
+    'patch then analyse round-trips: a patched model name is what the analysis reports',
+    () => {
+      const withLoader = fc
+        .tuple(validWorkflow, fc.constantFrom('x/new.safetensors', 'y\\other.ckpt', 'z.gguf'))
+        .map(([workflow, name]) => {
+          const loaderId = '__loader__';
+          const result: ApiWorkflow = {
+            ...workflow,
+            [loaderId]: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'old.safetensors' } },
+          };
+          return { workflow: result, loaderId, name };
+        });
+      fc.assert(
+        fc.property(withLoader, ({ workflow, loaderId, name }) => {
+          const before = valueOrTypedError(() => analyzeWorkflow(parseWorkflow(workflow)));
+          if (before.value === undefined) return; // unsafe names elsewhere: refused either way
+          const after = analyzeWorkflow(patchWorkflow(workflow, { [`${loaderId}.ckpt_name`]: name }));
+          const mine = after.models.filter((model) => model.nodeId === loaderId);
+          expect(mine).toEqual([
+            expect.objectContaining({ folder: 'checkpoints', value: name, name: name.replaceAll('\\', '/') }),
+          ]);
+          const others = (analysis: typeof after) =>
+            analysis.models.filter((model) => model.nodeId !== loaderId);
+          expect(others(after)).toEqual(others(before.value));
+          expect(after.nodeTypes).toEqual(before.value.nodeTypes);
+          expect(after.outputNodes).toEqual(before.value.outputNodes);
+        }),
+        settings,
+      );
+    },
+    TIMEOUT_MS,
+  );
 
-  it('refuses patches that are not path/value objects with InvalidArgumentError only', () => {
-    fc.assert(
-      fc.property(
-        validWorkflow,
-        fc.oneof(fc.constant(null), fc.integer(), fc.string()),
-        (workflow, patches) => {
-          expect(() => patchWorkflow(workflow, patches as never)).toThrow(InvalidArgumentError);
-        },
-      ),
-      { ...settings, numRuns: Math.min(RUNS, 200) },
-    );
-  });
+  it(
+    'refuses patches that are not path/value objects with InvalidArgumentError only',
+    () => {
+      fc.assert(
+        fc.property(
+          validWorkflow,
+          fc.oneof(fc.constant(null), fc.integer(), fc.string()),
+          (workflow, patches) => {
+            expect(() => patchWorkflow(workflow, patches as never)).toThrow(InvalidArgumentError);
+          },
+        ),
+        { ...settings, numRuns: Math.min(RUNS, 200) },
+      );
+    },
+    TIMEOUT_MS,
+  );
 });
