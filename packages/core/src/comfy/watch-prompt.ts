@@ -105,6 +105,19 @@ function historyMessages(entry: ComfyHistoryEntry): Array<[string, Record<string
   return pairs;
 }
 
+/**
+ * Whether a history entry is of the submission being watched. A prompt id can be reused
+ * (a client-chosen id submitted again); the entry's `extra_data.client_id` tells runs apart.
+ */
+function isSubmissionOf(entry: ComfyHistoryEntry, clientId: string): boolean {
+  const prompt = entry.prompt;
+  if (!Array.isArray(prompt)) return true;
+  const extraData = prompt[3];
+  if (extraData === null || typeof extraData !== 'object') return true;
+  const submittedBy = (extraData as Record<string, unknown>)['client_id'];
+  return typeof submittedBy !== 'string' || submittedBy === clientId;
+}
+
 /** Decides a prompt's end from its history entry. */
 function terminalFromHistory(entry: ComfyHistoryEntry): ComfyWatchEvent {
   const messages = historyMessages(entry);
@@ -215,6 +228,12 @@ export async function* watchPrompt(
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
+  };
+
+  const clientId = options.clientId ?? context.defaultClientId;
+  const readHistory = async () => {
+    const entry = await context.getHistory(promptId, signal);
+    return entry !== undefined && isSubmissionOf(entry, clientId) ? entry : undefined;
   };
 
   const ours = (message: { promptId?: string }) =>
@@ -334,14 +353,14 @@ export async function* watchPrompt(
       let entry: ComfyHistoryEntry | undefined;
       let queue: Awaited<ReturnType<WatchContext['getQueue']>> | undefined;
       try {
-        entry = await context.getHistory(promptId, signal);
+        entry = await readHistory();
         if (entry === undefined && finishingSince === undefined) {
           queue = await context.getQueue(signal);
           const inQueue =
             queue.pending.some((item) => item.promptId === promptId) ||
             queue.running.some((item) => item.promptId === promptId);
           // It may have finished between the two reads.
-          if (!inQueue) entry = await context.getHistory(promptId, signal);
+          if (!inQueue) entry = await readHistory();
         }
         pollFailures = 0;
       } catch (error) {
