@@ -88,7 +88,13 @@ describe('createDiskModelCache', () => {
       },
     );
     expect(visibleDuringDownload).toBe(false);
-    expect(result).toEqual({ path: finalPath, hit: false, shared: false, bytesDownloaded: 100 });
+    expect(result).toEqual({
+      path: finalPath,
+      sizeBytes: 100,
+      hit: false,
+      shared: false,
+      bytesDownloaded: 100,
+    });
     expect((await readFile(finalPath)).length).toBe(100);
     const again = await cache.ensure({ folder: 'vae', name: 'ae.safetensors' }, writing(fill(100)));
     expect(again.hit).toBe(true);

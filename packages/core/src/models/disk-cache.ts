@@ -24,8 +24,11 @@ export interface DiskModelCacheOptions {
 
 /** What to do when a model is not in the cache. */
 export interface EnsureModelOptions {
-  /** Size of the model in bytes; room is made for it before the download starts. */
-  sizeBytes: number;
+  /**
+   * Size of the model in bytes, or a function that finds it (called only when a download
+   * is needed); room is made for it before the download starts.
+   */
+  sizeBytes: number | ((signal: AbortSignal | undefined) => Promise<number>);
   /** Writes the model to `filePath` (resuming what is there); returns bytes fetched. */
   fetch: (
     filePath: string,
@@ -39,6 +42,8 @@ export interface EnsureModelOptions {
 /** What `ensure` did. */
 export interface EnsureModelResult {
   path: string;
+  /** Size of the file on disk. */
+  sizeBytes: number;
   /** True when the file was already there. */
   hit: boolean;
   /** True when another caller's download of the same model was awaited. */
@@ -235,10 +240,20 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
     const finalPath = pathOf(model);
     const partialPath = partialPathOf(model);
     const expected = ensureOptions.sha256 ?? model.sha256;
+    const sizeBytes =
+      typeof ensureOptions.sizeBytes === 'function'
+        ? await ensureOptions.sizeBytes(ensureOptions.signal)
+        : ensureOptions.sizeBytes;
+    if (!(typeof sizeBytes === 'number' && sizeBytes >= 0)) {
+      throw new InvalidArgumentError({
+        argument: 'sizeBytes',
+        message: `The size of ${key} must be a number of bytes >= 0; got ${String(sizeBytes)}.`,
+      });
+    }
     // Reserve before any await so that concurrent downloads of other models see the room as taken.
-    reservedBytes += ensureOptions.sizeBytes;
+    reservedBytes += sizeBytes;
     try {
-      await makeRoom(key, ensureOptions.sizeBytes);
+      await makeRoom(key, sizeBytes);
       await mkdir(dirname(partialPath), { recursive: true });
       let bytesDownloaded = 0;
       for (let attempt = 1; ; attempt++) {
@@ -266,9 +281,9 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
       await rm(partStatePath(partialPath), { force: true });
       const info = await stat(finalPath);
       entries.set(key, { key, path: finalPath, sizeBytes: info.size, lastUsedAt: clock.now() });
-      return { path: finalPath, hit: false, shared: false, bytesDownloaded };
+      return { path: finalPath, sizeBytes: info.size, hit: false, shared: false, bytesDownloaded };
     } finally {
-      reservedBytes -= ensureOptions.sizeBytes;
+      reservedBytes -= sizeBytes;
     }
   };
 
@@ -301,11 +316,11 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
         ensureOptions === null ||
         typeof ensureOptions !== 'object' ||
         typeof ensureOptions.fetch !== 'function' ||
-        !(ensureOptions.sizeBytes >= 0)
+        !(typeof ensureOptions.sizeBytes === 'function' || ensureOptions.sizeBytes >= 0)
       ) {
         throw new InvalidArgumentError({
           argument: 'options',
-          message: 'ensure(model, options) needs { sizeBytes: number >= 0, fetch: function }.',
+          message: 'ensure(model, options) needs { sizeBytes: number >= 0 or a function, fetch: function }.',
         });
       }
       ensureOptions.signal?.throwIfAborted();
@@ -318,7 +333,13 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
         );
         if (present) {
           touch(existing);
-          return { path: existing.path, hit: true, shared: false, bytesDownloaded: 0 };
+          return {
+            path: existing.path,
+            sizeBytes: existing.sizeBytes,
+            hit: true,
+            shared: false,
+            bytesDownloaded: 0,
+          };
         }
         entries.delete(key);
       }

@@ -144,6 +144,8 @@ describe('createModelLoader', () => {
     expect(second.estimatedMs).toBe(0);
     const again = await loader.load(second);
     expect(again).toMatchObject({ cacheHits: 2, bytesDownloaded: 0 });
+    // Cache hits never ask the source anything.
+    expect(stats).toHaveLength(2);
   });
 
   it('stops the other models and rejects when one fails', async () => {

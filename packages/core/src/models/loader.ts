@@ -186,9 +186,9 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
         const from = item.action === 'warm_cache' ? warmSource : source;
         const { model } = item;
         let info: ModelObjectInfo | undefined;
-        const sizeBytes = model.sizeBytes ?? (await infoOf(model, from, controller.signal)).sizeBytes;
         const result = await cache.ensure(model, {
-          sizeBytes,
+          // The source is asked for the size only when a download is needed.
+          sizeBytes: model.sizeBytes ?? (async (signal) => (await infoOf(model, from, signal)).sizeBytes),
           signal: controller.signal,
           fetch: async (filePath, fetchSignal) => {
             info ??= infos.get(modelKey(model));
@@ -209,7 +209,7 @@ export function createModelLoader(options: ModelLoaderOptions): ModelLoader {
         });
         if (result.hit) {
           cacheHits++;
-          onProgress?.({ model, bytesDone: sizeBytes, bytesTotal: sizeBytes });
+          onProgress?.({ model, bytesDone: result.sizeBytes, bytesTotal: result.sizeBytes });
         }
         downloaded[item.action === 'warm_cache' ? 'warm' : 'network'] += result.bytesDownloaded;
         loaded.push(model);
