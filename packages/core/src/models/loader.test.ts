@@ -148,6 +148,23 @@ describe('createModelLoader', () => {
     expect(stats).toHaveLength(2);
   });
 
+  it('loads models a status marks warm from the warm source', async () => {
+    const network = memorySource({}, { failOn: 'loras/style.safetensors' });
+    const warm = memorySource({ 'loras/style.safetensors': Buffer.alloc(4096, 3) });
+    const loader = createModelLoader({
+      source: network.source,
+      warmSource: warm.source,
+      cache: createDiskModelCache({ dir, maxBytes: 1e6 }),
+      warmBytesPerSecond: 4096_000,
+    });
+    const plan = await loader.plan([lora], { 'loras/style.safetensors': 'warm' });
+    expect(plan.items[0]).toMatchObject({ action: 'warm_cache', estimatedMs: 1 });
+    expect(warm.stats).toEqual(['loras/style.safetensors']);
+    const result = await loader.load(plan);
+    expect(result.bytesDownloaded).toBe(4096);
+    expect(network.stats).toEqual([]);
+  });
+
   it('stops the other models and rejects when one fails', async () => {
     const { source } = memorySource(
       { 'checkpoints/base.safetensors': Buffer.alloc(10), 'loras/style.safetensors': Buffer.alloc(10) },
