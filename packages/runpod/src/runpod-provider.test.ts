@@ -259,6 +259,21 @@ describe('createRunpod: submission', () => {
     expect(mock.stats().jobsAccepted).toBe(1);
   });
 
+  it('submits the same job and attempt once, even when asked twice at the same time', async () => {
+    const { provider, mock } = await setup();
+    const request = { jobId: 'same', workflow: WORKFLOW, images: [], attempt: 1 };
+    const [first, second] = await Promise.all([provider.doSubmit(request), provider.doSubmit(request)]);
+    expect(second).toEqual(first);
+    const third = await provider.doSubmit({ ...request, attempt: 2 });
+    expect(third.remoteId).not.toBe(first.remoteId);
+    expect(mock.stats().requests.run).toBe(2);
+    // A failed submission is not remembered: trying again sends again.
+    mock.failNext('run', { status: 503 });
+    await expect(provider.doSubmit({ ...request, attempt: 3 })).rejects.toThrow();
+    await provider.doSubmit({ ...request, attempt: 3 });
+    expect(mock.stats().requests.run).toBe(4);
+  });
+
   it('maps 401 to a non-retryable error naming apiKey and RUNPOD_API_KEY, without the key', async () => {
     const { make } = await setup();
     const provider = make({ apiKey: 'sk-wrong-key-123456' });

@@ -542,6 +542,58 @@ export function createRunpod(settings: RunpodSettings): RunpodProvider {
     }
   }
 
+  const submissions = new Map<string, Promise<RemoteJobRef>>();
+
+  async function submit(request: ProviderJobRequest, options: ProviderCallOptions): Promise<RemoteJobRef> {
+    const now = clock.now();
+    let ttl = ttlMs;
+    if (request.deadlineAt !== undefined) ttl = Math.max(10_000, Math.min(ttlMs, request.deadlineAt - now));
+    const body = {
+      input: {
+        workflow: request.workflow,
+        images: request.images.map((image) => ({ name: image.name, image: toBase64(image.data) })),
+      },
+      policy: {
+        executionTimeout: executionTimeoutMs,
+        ttl,
+        ...(settings.lowPriority ? { lowPriority: true } : {}),
+      },
+      ...(settings.webhook === undefined ? {} : { webhook: settings.webhook }),
+    };
+    const size = Buffer.byteLength(JSON.stringify(body), 'utf8');
+    if (size > RUNPOD_RUN_MAX_BYTES) {
+      throw new PayloadTooLargeError({
+        message: `The /run body for job ${request.jobId} is ${size} bytes, over RunPod's ${RUNPOD_RUN_MAX_BYTES}-byte limit (input images are sent inline as base64). Put large inputs in S3 and pass their URLs (for example with @comfy-serverless/s3), or shrink the images.`,
+        sizeBytes: size,
+        limitBytes: RUNPOD_RUN_MAX_BYTES,
+        providerId: id,
+        jobId: request.jobId,
+      });
+    }
+    const answer = await call({
+      endpoint: endpointId,
+      route: '/run',
+      path: '/run',
+      method: 'POST',
+      body,
+      schema: runResponseSchema,
+      signal: options.signal,
+      only429: true,
+      jobId: request.jobId,
+      timeoutMs: Math.max(requestTimeoutMs, 120_000),
+    });
+    const prefixes = outputNodesByPrefix(request.workflow);
+    return {
+      remoteId: answer.id,
+      data: {
+        endpointId,
+        jobId: request.jobId,
+        executionTimeoutMs,
+        ...(Object.keys(prefixes).length > 0 ? { outputPrefixes: prefixes } : {}),
+      },
+    };
+  }
+
   const provider: RunpodProvider = {
     specificationVersion: 'v1',
     id,
@@ -554,54 +606,20 @@ export function createRunpod(settings: RunpodSettings): RunpodProvider {
     ...(settings.image === undefined ? {} : { image: settings.image }),
     ...(settings.coldStartMs === undefined ? {} : { coldStartMs: settings.coldStartMs }),
 
-    async doSubmit(request: ProviderJobRequest, options: ProviderCallOptions = {}): Promise<RemoteJobRef> {
-      const now = clock.now();
-      let ttl = ttlMs;
-      if (request.deadlineAt !== undefined) ttl = Math.max(10_000, Math.min(ttlMs, request.deadlineAt - now));
-      const body = {
-        input: {
-          workflow: request.workflow,
-          images: request.images.map((image) => ({ name: image.name, image: toBase64(image.data) })),
-        },
-        policy: {
-          executionTimeout: executionTimeoutMs,
-          ttl,
-          ...(settings.lowPriority ? { lowPriority: true } : {}),
-        },
-        ...(settings.webhook === undefined ? {} : { webhook: settings.webhook }),
-      };
-      const size = Buffer.byteLength(JSON.stringify(body), 'utf8');
-      if (size > RUNPOD_RUN_MAX_BYTES) {
-        throw new PayloadTooLargeError({
-          message: `The /run body for job ${request.jobId} is ${size} bytes, over RunPod's ${RUNPOD_RUN_MAX_BYTES}-byte limit (input images are sent inline as base64). Put large inputs in S3 and pass their URLs (for example with @comfy-serverless/s3), or shrink the images.`,
-          sizeBytes: size,
-          limitBytes: RUNPOD_RUN_MAX_BYTES,
-          providerId: id,
-          jobId: request.jobId,
-        });
+    doSubmit(request: ProviderJobRequest, options: ProviderCallOptions = {}): Promise<RemoteJobRef> {
+      // /run has no idempotency key: the same submission (job id and attempt) asked twice of
+      // this instance, say by a retry racing a slow answer, gets the first one's job.
+      const key = `${request.jobId}\u0000${request.attempt}`;
+      const known = submissions.get(key);
+      if (known) return known;
+      const pending = submit(request, options);
+      submissions.set(key, pending);
+      if (submissions.size > 10_000) {
+        const oldest = submissions.keys().next().value;
+        if (oldest !== undefined) submissions.delete(oldest);
       }
-      const answer = await call({
-        endpoint: endpointId,
-        route: '/run',
-        path: '/run',
-        method: 'POST',
-        body,
-        schema: runResponseSchema,
-        signal: options.signal,
-        only429: true,
-        jobId: request.jobId,
-        timeoutMs: Math.max(requestTimeoutMs, 120_000),
-      });
-      const prefixes = outputNodesByPrefix(request.workflow);
-      return {
-        remoteId: answer.id,
-        data: {
-          endpointId,
-          jobId: request.jobId,
-          executionTimeoutMs,
-          ...(Object.keys(prefixes).length > 0 ? { outputPrefixes: prefixes } : {}),
-        },
-      };
+      pending.catch(() => submissions.delete(key));
+      return pending;
     },
 
     doWatch(ref: RemoteJobRef, options?: ProviderCallOptions): AsyncIterable<ProviderJobEvent> {
