@@ -287,7 +287,7 @@ describe('createEcs in task mode', () => {
     );
     for (const server of after.fleet.servers().values()) server.release();
     const events = await drive(after.clock, resumed);
-    expect(events.at(-1)?.type).toBe('completed');
+    expect(events.at(-1)).toMatchObject({ type: 'completed' });
   });
 
   it('reports health from the cluster and the tasks it holds', async () => {

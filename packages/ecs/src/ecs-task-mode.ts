@@ -366,12 +366,32 @@ export function createTaskMode(context: TaskModeContext) {
       ? error
       : new JobFailedError({ message: error.message, cause: error, isRetryable: true, ...ids(error.jobId) });
 
-  /** The prompt of a job this process did not submit: the one on its dedicated task's queue. */
-  const findPromptOnTask = async (url: string, signal?: AbortSignal): Promise<RemoteJobRef | undefined> => {
+  /**
+   * The prompt of a job this process did not submit, on its dedicated task's queue: the
+   * entry whose `extra_data` names the job (or, from a ComfyUI that drops extra data, the
+   * only one there), watched as the websocket client it was submitted with.
+   */
+  const findPromptOnTask = async (
+    url: string,
+    jobId: string,
+    signal?: AbortSignal,
+  ): Promise<RemoteJobRef | undefined> => {
     const queue = await access.client(url).getQueue(signal ? { signal } : {});
-    const item = queue.running[0] ?? queue.pending[0];
+    const items = [...queue.running, ...queue.pending];
+    const item =
+      items.find((entry) => entry.extraData?.['comfy_serverless_job_id'] === jobId) ??
+      (items.length === 1 && items[0]?.extraData?.['comfy_serverless_job_id'] === undefined
+        ? items[0]
+        : undefined);
     if (item === undefined) return undefined;
-    return { remoteId: item.promptId, data: { server: url, clientId: `comfy-serverless-${randomUUID()}` } };
+    const clientId = item.extraData?.['client_id'];
+    return {
+      remoteId: item.promptId,
+      data: {
+        server: url,
+        clientId: typeof clientId === 'string' ? clientId : `comfy-serverless-${randomUUID()}`,
+      },
+    };
   };
 
   return {
@@ -430,7 +450,7 @@ export function createTaskMode(context: TaskModeContext) {
               .doCancel(inner)
               .catch(() => {});
         } else {
-          inner = await findPromptOnTask(url, signal);
+          inner = await findPromptOnTask(url, data.jobId, signal);
           if (inner === undefined) {
             // Another process started this job and its prompt is not on the task: either it
             // finished while nobody watched, or it was never queued. Neither can be told apart.
