@@ -452,10 +452,13 @@ class ComfyWorker:
             try:
                 for item in request.get("images") or []:
                     name = _safe_name(item.get("name"))
+                    subfolder, _, basename = name.rpartition("/")
                     form = aiohttp.FormData()
-                    form.add_field("image", _decode_bytes(item.get("data")), filename=name)
+                    form.add_field("image", _decode_bytes(item.get("data")), filename=basename)
                     form.add_field("overwrite", "true")
                     form.add_field("type", "input")
+                    if subfolder:
+                        form.add_field("subfolder", subfolder)
                     async with session.post("/upload/image", data=form) as answer:
                         if answer.status != 200:
                             return failed(_error("server", f"Uploading {name} failed: HTTP {answer.status}"))
