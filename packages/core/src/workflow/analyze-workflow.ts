@@ -4,12 +4,11 @@ import { estimateVramGb } from './estimate-vram';
 import {
   type CompiledLoader,
   compileLoader,
-  createLoaderRegistry,
   findModelRule,
-  getDefaultLoaderRegistry,
   isInputFile,
   type LoaderDefinition,
   type LoaderRegistry,
+  resolveLoaderRegistry,
 } from './loader-registry';
 import { assertSafeModelName, looksLikeModelFile, normalizeModelName } from './model-name';
 import { parseWorkflow } from './parse-workflow';
@@ -120,22 +119,6 @@ function read(graph: ApiWorkflow, inputs: Record<string, unknown>, name: string)
   return isLink(raw) ? resolveInputValue(graph, raw) : raw;
 }
 
-const registryCache = new WeakMap<readonly LoaderDefinition[], LoaderRegistry>();
-
-function resolveRegistry(loaders: AnalyzeWorkflowOptions['loaders']): LoaderRegistry {
-  if (loaders === undefined) return getDefaultLoaderRegistry();
-  if (Array.isArray(loaders)) {
-    const list = loaders as readonly LoaderDefinition[];
-    let registry = registryCache.get(list);
-    if (registry === undefined) {
-      registry = createLoaderRegistry(list);
-      registryCache.set(list, registry);
-    }
-    return registry;
-  }
-  return loaders as LoaderRegistry;
-}
-
 function positiveNumber(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
 }
@@ -164,7 +147,7 @@ export function analyzeWorkflow(
   options: AnalyzeWorkflowOptions = {},
 ): WorkflowAnalysis {
   const graph: ApiWorkflow = isPlainRecord(workflow) ? workflow : parseWorkflow(workflow);
-  const registry = resolveRegistry(options.loaders);
+  const registry = resolveLoaderRegistry(options.loaders);
 
   const models: AnalyzedModel[] = [];
   const inputFiles: InputFileRef[] = [];

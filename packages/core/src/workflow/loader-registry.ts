@@ -198,3 +198,25 @@ export function getDefaultLoaderRegistry(): LoaderRegistry {
   defaultRegistry ??= createLoaderRegistry();
   return defaultRegistry;
 }
+
+const registryCache = new WeakMap<readonly LoaderDefinition[], LoaderRegistry>();
+
+/**
+ * The registry an `analyzeWorkflow`/`preflight` call uses: the built-in one, the caller's
+ * definitions on top of it (built once per list), or the caller's registry as given.
+ */
+export function resolveLoaderRegistry(
+  loaders?: LoaderRegistry | readonly LoaderDefinition[],
+): LoaderRegistry {
+  if (loaders === undefined) return getDefaultLoaderRegistry();
+  if (Array.isArray(loaders)) {
+    const list = loaders as readonly LoaderDefinition[];
+    let registry = registryCache.get(list);
+    if (registry === undefined) {
+      registry = createLoaderRegistry(list);
+      registryCache.set(list, registry);
+    }
+    return registry;
+  }
+  return loaders as LoaderRegistry;
+}

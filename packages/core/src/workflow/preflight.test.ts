@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ComfyValidationError, InvalidArgumentError } from '../spec/errors';
 import type { ApiWorkflow, ImageDescriptor } from '../spec/index';
 import { analyzeWorkflow } from './analyze-workflow';
+import { defineLoader } from './loader-registry';
 import { capabilitiesFromObjectInfo, comboChoices, type ObjectInfo, preflight } from './preflight';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '__fixtures__');
@@ -186,6 +187,18 @@ describe('preflight with a ComfyUI /object_info response', () => {
       text_encoders: ['t5.safetensors', 'clip_l.safetensors'],
     });
     expect(capabilities.nodeTypes).toContain('DualCLIPLoader');
+  });
+
+  it('reads folders of custom loaders given in options', () => {
+    const info = objectInfoFor([['a.safetensors']], {
+      AcmeLoader: { input: { required: { weights: [['acme/w.bin']] } }, output: ['MODEL'] },
+    });
+    const requirements = { models: [{ folder: 'acme', name: 'acme/w.bin' }], nodeTypes: ['AcmeLoader'] };
+    expect(preflight(requirements, info).missingModels).toHaveLength(1);
+    const loaders = [
+      defineLoader({ classType: 'AcmeLoader', models: [{ input: 'weights', folder: 'acme' }] }),
+    ];
+    expect(preflight(requirements, info, { loaders }).ok).toBe(true);
   });
 
   it('reads list choices only from list inputs', () => {

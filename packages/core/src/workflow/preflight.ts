@@ -6,7 +6,12 @@ import {
   analyzeWorkflow,
   type WorkflowAnalysis,
 } from './analyze-workflow';
-import { compileLoader, getDefaultLoaderRegistry, type LoaderRegistry } from './loader-registry';
+import {
+  compileLoader,
+  getDefaultLoaderRegistry,
+  type LoaderRegistry,
+  resolveLoaderRegistry,
+} from './loader-registry';
 import { normalizeModelName } from './model-name';
 import { parseWorkflow } from './parse-workflow';
 
@@ -202,7 +207,7 @@ export function preflight(
   let nodeTypes: ReadonlySet<string> | undefined;
   let folderModels: Map<string, Set<string>> | undefined;
   if (objectInfo !== undefined) {
-    const derived = capabilitiesFromObjectInfo(objectInfo, getDefaultLoaderRegistry());
+    const derived = capabilitiesFromObjectInfo(objectInfo, resolveLoaderRegistry(options.loaders));
     nodeTypes = new Set(derived.nodeTypes);
     folderModels = new Map(
       Object.entries(derived.models).map(([folder, names]) => [
