@@ -267,9 +267,9 @@ export const DEFAULT_LOADERS: readonly LoaderDefinition[] = Object.freeze([
   }),
 
   // --- TinyTerra/ComfyUI_tinyterraNodes: ttNpy/tinyterraNodes.py (ttN_pipeLoader_v2 inputs,
-  // ttN_pipeKSampler_v2 inputs and OUTPUT_NODE). The class_type spellings "ttN pipeLoader_v2"
-  // and "ttN pipeKSampler_v2" follow the pack's mapping convention; the first was also seen in
-  // a third-party metadata table, the second was not confirmed separately.
+  // ttN_pipeKSampler_v2 inputs and OUTPUT_NODE). The mapping itself was not in the stored
+  // copy read; the class_type spellings "ttN pipeLoader_v2" and "ttN pipeKSampler_v2" follow
+  // the pack's naming and appear as such in a third-party metadata table of the pack's nodes.
   loader('ttN pipeLoader_v2', 'TinyTerra/ComfyUI_tinyterraNodes ttNpy/tinyterraNodes.py', {
     models: [
       model('ckpt_name', 'checkpoints'),
