@@ -1,31 +1,32 @@
-import type { ComfyNodeError, ComfyServerlessError } from '@comfy-serverless/core';
+import type { ComfyNodeError, ComfyServerlessError, ModelInputRule } from '@comfy-serverless/core';
 import {
   ApiCallError,
   ComfyExecutionError,
   ComfyValidationError,
   ConfigurationError,
+  getDefaultLoaderRegistry,
   JobExpiredError,
   JobFailedError,
   JobTimeoutError,
   redactSecrets,
 } from '@comfy-serverless/core';
 
-/** Where worker-comfyui looks for each loader input's model, under `/runpod-volume/models/`. */
-const MODEL_FOLDERS: Record<string, string> = {
-  ckpt_name: 'checkpoints',
-  lora_name: 'loras',
-  vae_name: 'vae',
-  unet_name: 'diffusion_models',
-  clip_name: 'text_encoders',
-  clip_name1: 'text_encoders',
-  clip_name2: 'text_encoders',
-  control_net_name: 'controlnet',
-  model_name: 'upscale_models',
-  style_model_name: 'style_models',
-  clip_vision_name: 'clip_vision',
-  gligen_name: 'gligen',
-  embedding_name: 'embeddings',
-};
+/**
+ * The model folder a loader input reads from, by core's loader registry: by the node's class
+ * type when the message names it, else by the first loader with an input of that name.
+ */
+function modelFolder(input: string, classType: string | undefined): string | undefined {
+  const registry = getDefaultLoaderRegistry();
+  const matches = (rule: ModelInputRule) =>
+    typeof rule.input === 'string' ? rule.input === input : new RegExp(rule.input.source).test(input);
+  const byClass = classType === undefined ? undefined : registry.get(classType)?.models?.find(matches);
+  if (byClass) return byClass.folder;
+  for (const definition of registry.values()) {
+    const rule = definition.models?.find(matches);
+    if (rule) return rule.folder;
+  }
+  return undefined;
+}
 
 /** What a FAILED job carried. */
 export interface RunpodFailure {
@@ -146,7 +147,7 @@ export function mapJobFailure(failure: RunpodFailure, context: Context): ComfySe
     const describe = (error: ComfyNodeError) => {
       const where = `node ${error.nodeId}${error.classType ? ` (${error.classType})` : ''}`;
       if (error.type === 'value_not_in_list' && error.details && error.input) {
-        const folder = MODEL_FOLDERS[error.input];
+        const folder = modelFolder(error.input, error.classType);
         return `${where}: model '${error.details}' (${error.input}) is not on the worker${
           folder ? `; put it in /runpod-volume/models/${folder}/ or use an image that has it` : ''
         }`;

@@ -1,3 +1,5 @@
+import { getDefaultLoaderRegistry } from '@comfy-serverless/core';
+
 /** How one mock job behaves once a worker takes it. */
 export interface MockJobPlan {
   /** Time the handler runs, in ms. @default the mock's `executionMs` */
@@ -21,13 +23,16 @@ export const MOCK_PNG_BASE64 =
 /** A few bytes standing in for a FLAC file. */
 export const MOCK_FLAC_BASE64 = Buffer.from('fLaC\u0000\u0000\u0000\u0022mock').toString('base64');
 
-const LOADER_FOLDERS: Record<string, string> = {
-  ckpt_name: 'checkpoints',
-  lora_name: 'loras',
-  vae_name: 'vae',
-  unet_name: 'diffusion_models',
-  control_net_name: 'controlnet',
-};
+/** The model folder a node's input reads from, by core's loader registry. */
+function folderOf(classType: string, input: string): string | undefined {
+  const rules = getDefaultLoaderRegistry().get(classType)?.models ?? [];
+  const rule = rules.find((candidate) =>
+    typeof candidate.input === 'string'
+      ? candidate.input === input
+      : new RegExp(candidate.input.source).test(input),
+  );
+  return rule?.folder;
+}
 
 interface WorkflowLike {
   [nodeId: string]: { class_type?: unknown; inputs?: Record<string, unknown> } | undefined;
@@ -85,7 +90,7 @@ export function planFromInput(
     const lines: string[] = [];
     for (const [nodeId, node] of Object.entries(workflow)) {
       for (const [inputName, value] of Object.entries(node?.inputs ?? {})) {
-        const folder = LOADER_FOLDERS[inputName];
+        const folder = folderOf(String(node?.class_type ?? ''), inputName);
         if (folder === undefined || typeof value !== 'string') continue;
         const available = options.models[folder] ?? [];
         if (available.includes(value)) continue;
