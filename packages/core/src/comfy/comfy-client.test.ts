@@ -12,7 +12,6 @@ import type { ApiWorkflow } from '../spec/job';
 import { type FakeComfyServer, sampleWorkflow, startFakeComfyServer, TINY_PNG } from '../test/fake-comfy';
 import { createVirtualClock, type VirtualClock } from '../test/virtual-clock';
 import { type ComfyClient, createComfyClient } from './comfy-client';
-import type { WebSocketConstructor } from './comfy-socket';
 import type { ComfyWatchEvent } from './watch-prompt';
 
 let fake: FakeComfyServer | undefined;
@@ -186,6 +185,17 @@ describe('createComfyClient: HTTP routes', () => {
     await expect(client.uploadImage({ name: '../x.png', data: bytes })).rejects.toThrow(/plain file name/);
   });
 
+  it('sends its headers on every request and on the websocket handshake', async () => {
+    fake = await startFakeComfyServer({ stepMs: 1, requireHeaders: { 'Modal-Key': 'key-1234' } });
+    const anonymous = createComfyClient({ baseURL: fake.url });
+    await expect(anonymous.getQueue()).rejects.toMatchObject({ statusCode: 401 });
+    const client = createComfyClient({ baseURL: fake.url, headers: { 'Modal-Key': 'key-1234' } });
+    const { promptId } = await client.queuePrompt(sampleWorkflow());
+    const { events } = await collect(client.watch(promptId, fast));
+    expect(events.map((event) => (event.type === 'connection' ? event.state : ''))).toContain('open');
+    expect(events.at(-1)?.type).toBe('completed');
+  });
+
   it('refuses a /view answer over the size limit', async () => {
     fake = await startFakeComfyServer({ stepMs: 1 });
     const client = createComfyClient({ baseURL: fake.url, maxOutputBytes: 10 });
@@ -322,7 +332,7 @@ describe('createComfyClient: watching a prompt', () => {
         super(url, options);
         constructed += 1;
       }
-    } as unknown as WebSocketConstructor;
+    };
     const client = createComfyClient({ baseURL: fake.url, webSocket: CountingWebSocket });
     const { promptId } = await client.queuePrompt(sampleWorkflow());
     const { events } = await collect(

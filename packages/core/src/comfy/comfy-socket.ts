@@ -7,15 +7,22 @@ import { type ComfySocketMessage, parseSocketBinary, parseSocketText } from './s
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
-  addEventListener(type: string, listener: (event: { data?: unknown }) => void): void;
+  addEventListener(
+    type: 'open' | 'message' | 'close' | 'error',
+    listener: (event: { data?: unknown }) => void,
+  ): void;
   close(code?: number, reason?: string): void;
 }
 
 /**
- * A WebSocket class: undici's `WebSocket` (the default) or `ws`'s. It is called as
- * `new WebSocket(url, { headers })`, which both accept.
+ * A WebSocket class: undici's `WebSocket` (the default), `ws`'s, or the global one. It is
+ * called as `new WebSocket(url, { headers })` and used through the `WebSocketLike` shape
+ * (typed loosely here because each library types its listeners its own way).
  */
-export type WebSocketConstructor = new (
+export type WebSocketConstructor = new (url: string, ...rest: never[]) => object;
+
+/** How a `WebSocketConstructor` is called: undici's and `ws`'s both take `{ headers }` second. */
+type WebSocketWithOptions = new (
   url: string,
   options?: { headers?: Record<string, string> },
 ) => WebSocketLike;
@@ -157,7 +164,8 @@ export function connectComfySocket(options: ComfySocketOptions): ComfySocket {
     if (socketGeneration !== generation || (state as ComfySocketState) === 'closed') return;
     let socket: WebSocketLike;
     try {
-      socket = new Constructor(options.url, options.headers ? { headers: options.headers } : undefined);
+      const WithOptions = Constructor as unknown as WebSocketWithOptions;
+      socket = new WithOptions(options.url, options.headers ? { headers: options.headers } : undefined);
     } catch {
       lost(socketGeneration);
       return;

@@ -86,6 +86,8 @@ export interface FakeComfyServerOptions {
   vramGb?: number;
   /** History entries kept. @default 10000 */
   maxHistory?: number;
+  /** Headers every request and websocket handshake must carry (a proxy's auth); 401 otherwise. */
+  requireHeaders?: Record<string, string>;
 }
 
 /** Counters of what the fake server was asked to do. */
@@ -595,7 +597,16 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
     job.outputsToExecute,
   ];
 
+  const authorised = (request: IncomingMessage) =>
+    Object.entries(options.requireHeaders ?? {}).every(
+      ([name, value]) => request.headers[name.toLowerCase()] === value,
+    );
+
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    if (!authorised(request)) {
+      response.writeHead(401, { 'content-type': 'text/plain' }).end('401: Unauthorized');
+      return;
+    }
     const url = new URL(request.url ?? '/', 'http://fake');
     let path = url.pathname;
     if (path.startsWith('/api/')) path = path.slice(4);
@@ -892,6 +903,10 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
   const webSockets = new WebSocketServer({ noServer: true });
   server.on('upgrade', (request, socket, head) => {
     const url = new URL(request.url ?? '/', 'http://fake');
+    if (!authorised(request)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+      return;
+    }
     if ((url.pathname !== '/ws' && url.pathname !== '/api/ws') || refuseSockets) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\n\r\n');
       return;
