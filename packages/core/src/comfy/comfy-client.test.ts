@@ -190,9 +190,15 @@ describe('createComfyClient: HTTP routes', () => {
     const anonymous = createComfyClient({ baseURL: fake.url });
     await expect(anonymous.getQueue()).rejects.toMatchObject({ statusCode: 401 });
     const client = createComfyClient({ baseURL: fake.url, headers: { 'Modal-Key': 'key-1234' } });
+    fake.arrange({ type: 'run-until-cancelled' });
     const { promptId } = await client.queuePrompt(sampleWorkflow());
-    const { events } = await collect(client.watch(promptId, fast));
-    expect(events.map((event) => (event.type === 'connection' ? event.state : ''))).toContain('open');
+    const events: ComfyWatchEvent[] = [];
+    for await (const event of client.watch(promptId, fast)) {
+      events.push(event);
+      // Without the header the handshake would be refused with a 401 and never open.
+      if (event.type === 'connection' && event.state === 'open') fake.release(promptId);
+    }
+    expect(fake.stats.socketConnections).toBe(1);
     expect(events.at(-1)?.type).toBe('completed');
   });
 
