@@ -102,7 +102,7 @@ describe('createEcs in service mode', () => {
     const clock = createVirtualClock();
     const { provider, mock, fake } = setup(1, { membershipTtlMs: 30_000, clock });
     expect(await provider.doSubmit(request('job-ttl-1'))).toBeDefined();
-    fake.handle('UpdateService', { cluster: 'gpu', service: 'comfyui', desiredCount: 2 });
+    await fake.handle('UpdateService', { cluster: 'gpu', service: 'comfyui', desiredCount: 2 });
     await provider.doSubmit(request('job-ttl-2'));
     expect(mock.commandCalls(ListTasksCommand)).toHaveLength(1);
     await clock.advance(30_000);

@@ -88,6 +88,10 @@ describe('createEcs in task mode', () => {
 
     const events = await drive(clock, collect(provider, ref));
     expect(events[0]?.type).toBe('queued');
+    const started = events.find((event) => event.type === 'started');
+    // 2 s provisioning and 1 s pending on the fake: the job waited at least that for its task.
+    expect(started).toMatchObject({ type: 'started', workerId: ref.remoteId.split('/').at(-1) });
+    expect((started as { coldStartMs?: number }).coldStartMs).toBeGreaterThanOrEqual(3_000);
     expect(events.at(-1)?.type).toBe('completed');
     expect(events.some((event) => event.type === 'output')).toBe(true);
   });
@@ -215,6 +219,8 @@ describe('createEcs in task mode', () => {
     expect(mock.commandCalls(RunTaskCommand)).toHaveLength(1);
     const events = await drive(clock, collect(provider, second));
     expect(events.at(-1)?.type).toBe('completed');
+    // A warm task has no cold start.
+    expect(events.find((event) => event.type === 'started')).not.toHaveProperty('coldStartMs');
     expect((await provider.tasks()).map((task) => task.state)).toEqual(['ready']);
     await clock.advance(119_000);
     expect(mock.commandCalls(StopTaskCommand)).toHaveLength(0);

@@ -425,10 +425,14 @@ export function createTaskMode(context: TaskModeContext) {
         return;
       }
       let inner = job?.inner;
+      let coldStartMs: number | undefined;
       if (inner === undefined) {
         yield { type: 'queued' };
+        const wasReady = tasks.get(data.taskArn)?.state === 'ready';
         const url = yield* untilReady(data, job, signal);
         if (url === undefined) return;
+        // The wait for a task of its own is the job's cold start (and is billed as such).
+        if (!wasReady && job !== undefined) coldStartMs = Math.max(0, clock.now() - data.launchedAt);
         if (job?.request !== undefined) {
           try {
             inner = await access.single(url).doSubmit(job.request, signal ? { signal } : {});
@@ -477,6 +481,7 @@ export function createTaskMode(context: TaskModeContext) {
           inner,
           signal,
           data.jobId,
+          coldStartMs,
         )) {
           if (event.type === 'completed' || event.type === 'failed' || event.type === 'cancelled')
             ended = true;
@@ -505,6 +510,7 @@ export function createTaskMode(context: TaskModeContext) {
           return;
         }
         await stopTask(record, data.taskArn, STOP_REASONS.cancelled);
+        release(job);
         return;
       }
       // A job of another process: its task is dedicated to it, so stopping the task cancels it.

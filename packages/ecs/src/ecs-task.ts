@@ -58,14 +58,3 @@ export function taskIdOf(taskArn: string): string {
 export function isTaskServing(task: Task): boolean {
   return task.lastStatus === 'RUNNING' && (task.desiredStatus ?? 'RUNNING') === 'RUNNING';
 }
-
-/** Whether the task is on its way down (stopping, draining or stopped): it takes no new jobs. */
-export function isTaskDraining(task: Task): boolean {
-  return (
-    task.desiredStatus === 'STOPPED' ||
-    task.lastStatus === 'DEACTIVATING' ||
-    task.lastStatus === 'STOPPING' ||
-    task.lastStatus === 'DEPROVISIONING' ||
-    task.lastStatus === 'STOPPED'
-  );
-}

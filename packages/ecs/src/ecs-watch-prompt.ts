@@ -2,6 +2,7 @@ import type { ProviderJobEvent, RemoteJobRef } from '@comfy-serverless/core';
 import type { EcsCalls } from './ecs-calls';
 import type { ComfyAccess } from './ecs-comfy-access';
 import { stoppedTaskError } from './ecs-error';
+import { taskIdOf } from './ecs-task';
 
 /** What `watchPromptOnTask` needs. */
 export interface WatchPromptOnTaskContext {
@@ -39,6 +40,8 @@ export async function stoppedTaskInfo(calls: EcsCalls, taskArn: string, signal?:
  * the watch breaks (ComfyUI stops answering), ECS is asked whether the task stopped: if it
  * did, the job ends with a typed error that says why (spot interruption, container exit,
  * replacement); if not, the break is passed on and the dispatcher watches again.
+ * `started` events name the task as the worker and carry `coldStartMs` when the job
+ * waited for its task to start.
  */
 export async function* watchPromptOnTask(
   context: WatchPromptOnTaskContext,
@@ -46,10 +49,25 @@ export async function* watchPromptOnTask(
   inner: RemoteJobRef,
   signal: AbortSignal | undefined,
   jobId: string | undefined,
+  coldStartMs?: number,
 ): AsyncGenerator<ProviderJobEvent> {
   const server = String(inner.data?.['server']);
+  const workerId = taskIdOf(taskArn);
+  let started = false;
   try {
-    yield* context.access.single(server).doWatch(inner, signal ? { signal } : {});
+    for await (const event of context.access.single(server).doWatch(inner, signal ? { signal } : {})) {
+      if (event.type === 'started') {
+        // The task, not its address, names the worker (addresses are reused).
+        yield {
+          ...event,
+          workerId,
+          ...(coldStartMs === undefined || started ? {} : { coldStartMs }),
+        };
+        started = true;
+      } else {
+        yield event;
+      }
+    }
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     context.onConnectionTrouble?.();

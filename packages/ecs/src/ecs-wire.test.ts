@@ -124,6 +124,27 @@ describe('ECS over the JSON wire', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('creates its own client from region and credentials on first use', async () => {
+    fake = createFakeEcs({ region });
+    const provider = createEcs({
+      mode: 'task',
+      cluster: 'gpu',
+      taskDefinition: 'comfyui',
+      region,
+      credentials: { accessKeyId: 'AKIDOWN', secretAccessKey: 'own-secret-value' },
+      gpu: 'L4-24GB',
+    });
+    expect(seen).toHaveLength(0);
+    expect((await provider.doHealth()).status).toBe('healthy');
+    expect(seen).toEqual([
+      {
+        target: 'AmazonEC2ContainerServiceV20141113.DescribeClusters',
+        contentType: 'application/x-amz-json-1.1',
+        authorization: true,
+      },
+    ]);
+  });
+
   it('reads RunTask failures[] from an HTTP 200 answer', async () => {
     fake = createFakeEcs({ region });
     fake.failNextRunTask([{ reason: 'RESOURCE:GPU' }]);
