@@ -66,6 +66,7 @@ describe('createRedisJournal', () => {
       [{ redis, finishedTtlMs: 0 }, 'finishedTtlMs'],
       [{ redis, finishedTtlMs: 1.5 }, 'finishedTtlMs'],
       [{ redis, now: 5 }, 'now'],
+      [{ redis, createClaimTtlMs: 0 }, 'createClaimTtlMs'],
     ];
     for (const [options, argument] of cases) {
       let caught: unknown;
@@ -116,6 +117,59 @@ describe('createRedisJournal', () => {
     await journal.update('a', { status: 'completed' });
     expect(await journal.claimOwner('a')).toBeUndefined();
     expect(await redis.sismember(`${prefix}:active`, 'a')).toBe(0);
+  });
+
+  it('claims a new job for its creator atomically, and never a finished or unknown job', async () => {
+    const prefix = fresh('claims');
+    const journal = createRedisJournal({ redis, prefix, createClaimTtlMs: 60_000 });
+    await journal.create({ jobId: 'a', ...base, owner: 'creator' });
+    expect(await journal.claimOwner('a')).toBe('creator');
+    expect(await journal.claim('a', 'other', 60_000)).toBe(false);
+    expect(await journal.claim('a', 'creator', 60_000)).toBe(true);
+    // Created without an owner: free for the first claimant.
+    await journal.create({ jobId: 'b', ...base });
+    expect(await journal.claimOwner('b')).toBeUndefined();
+    expect(await journal.claim('b', 'other', 60_000)).toBe(true);
+    // A second create of the same id does not touch the claim.
+    await journal.create({ jobId: 'b', ...base, owner: 'late' });
+    expect(await journal.claimOwner('b')).toBe('other');
+    await journal.update('a', { status: 'completed' });
+    expect(await journal.claim('a', 'creator', 60_000)).toBe(false);
+    expect(await journal.claim('never-created', 'creator', 60_000)).toBe(false);
+  });
+
+  it('never lets this process claim a job it is writing a terminal status for', async () => {
+    const prefix = fresh('finishing');
+    const journal = createRedisJournal({ redis, prefix });
+    await journal.create({ jobId: 'a', ...base, owner: 'me' });
+    // The dispatcher forgets a job and then journals its end; a resume() pass working from
+    // an older list may try to claim it in between. The write is in flight here.
+    const finishing = journal.update('a', { status: 'completed' });
+    const claimed = journal.claim('a', 'me', 60_000);
+    expect(await claimed).toBe(false);
+    await finishing;
+    expect(await journal.claim('a', 'me', 60_000)).toBe(false);
+    // A refused terminal write leaves nothing behind.
+    await journal.create({ jobId: 'b', ...base, owner: 'me' });
+    await journal.update('b', { status: 'running' });
+    await expect(journal.update('b', { status: 'queued' })).rejects.toSatisfy(
+      InvalidArgumentError.isInstance,
+    );
+    expect(await journal.claim('b', 'me', 60_000)).toBe(true);
+  });
+
+  it('answers claims on jobs it just listed as owned by others without trusting them past expiry', async () => {
+    const prefix = fresh('listed');
+    const journal = createRedisJournal({ redis, prefix });
+    const otherClient = connect();
+    const other = createRedisJournal({ redis: otherClient, prefix, createClaimTtlMs: 80 });
+    await other.create({ jobId: 'a', ...base, owner: 'them' });
+    expect((await journal.listNonTerminal()).map((record) => record.jobId)).toEqual(['a']);
+    expect(await journal.claim('a', 'me', 60_000)).toBe(false);
+    for (let tries = 0; tries < 100 && (await other.claimOwner('a')) !== undefined; tries++) await wait(10);
+    expect(await journal.claim('a', 'me', 60_000)).toBe(true);
+    expect(await journal.claimOwner('a')).toBe('me');
+    otherClient.disconnect();
   });
 
   it('does not confuse journals with different prefixes', async () => {

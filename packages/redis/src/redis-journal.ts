@@ -28,6 +28,13 @@ export interface RedisJournalOptions {
    * and idempotent resubmission, ms; `Infinity` keeps it until deleted. @default 86400000 (one day)
    */
   finishedTtlMs?: number;
+  /**
+   * A job created with an `owner` is claimed for that owner in the same atomic step, for
+   * this long, ms, so that no other process's `resume()` can take it up between its
+   * creation and its creator's first claim. Set it to the dispatcher's `claimTtlMs`.
+   * @default 30000
+   */
+  createClaimTtlMs?: number;
   /** Milliseconds since the epoch, for `updatedAt`. @default Date.now */
   now?: () => number;
 }
@@ -40,12 +47,13 @@ export interface RedisJournal extends JobJournalV1 {
   readonly prefix: string;
 }
 
-// KEYS: job hash, active set. ARGV: record JSON, job id.
+// KEYS: job hash, active set, claim. ARGV: record JSON, job id, owner ('' for none), claim ttl ms.
 const CREATE = new RedisScript(`
 local existing = redis.call('HGET', KEYS[1], 'record')
 if existing then return {0, existing} end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'version', '1', 'record', ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
 return {1}
 `);
 
@@ -65,8 +73,13 @@ end
 return {2}
 `);
 
-// KEYS: claim. ARGV: owner, ttl ms.
+// KEYS: claim, job hash. ARGV: owner, ttl ms. A finished (or unknown) job cannot be claimed:
+// a process working from a stale list of jobs must not take one up again.
 const CLAIM = new RedisScript(`
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status or status == 'completed' or status == 'failed' or status == 'cancelled' or status == 'timed_out' then
+  return 0
+end
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -115,6 +128,8 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
   checkName('prefix', prefix);
   const finishedTtlMs = options.finishedTtlMs ?? 86_400_000;
   checkMilliseconds('finishedTtlMs', finishedTtlMs, 1, { allowInfinity: true });
+  const createClaimTtlMs = options.createClaimTtlMs ?? 30_000;
+  checkMilliseconds('createClaimTtlMs', createClaimTtlMs, 1);
   if (options.now !== undefined && typeof options.now !== 'function') {
     throw new InvalidArgumentError({
       argument: 'now',
@@ -134,9 +149,55 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
       message: `Job ${jobId} is not in the journal; it may have expired after it finished (finishedTtlMs).`,
     });
 
+  // Claims seen by the last listNonTerminal, with a local deadline before which they surely
+  // still hold (measured from before the read). A resume() pass over many jobs that other
+  // live processes own then costs no round trip per job, so it ends quickly and the records
+  // it works from stay fresh.
+  const listedClaims = new Map<string, { owner: string; until: number }>();
+  // Jobs this process is writing a terminal status for, with the number of such writes.
+  const finishingHere = new Map<string, number>();
+
   async function readRecord(jobId: string): Promise<JobRecord | undefined> {
     const text = await redis.hget(jobKey(jobId), 'record');
     return text === null ? undefined : decodeRecord(text);
+  }
+
+  async function applyUpdate(jobId: string, patch: JobRecordPatch): Promise<JobRecord> {
+    let current = await readRecord(jobId);
+
+    for (let conflicts = 0; conflicts < MAX_WRITE_CONFLICTS; conflicts++) {
+      if (current === undefined) throw missing(jobId);
+      if (patch.status !== undefined) assertStatusTransition(jobId, current.status, patch.status);
+      const updated: JobRecord = {
+        ...current,
+        ...patch,
+        jobId,
+        version: current.version + 1,
+        updatedAt: now(),
+      };
+      const terminal = isTerminalStatus(updated.status) && !isTerminalStatus(current.status);
+      const reply = (await UPDATE.run(
+        redis,
+        [jobKey(jobId), activeKey, claimKey(jobId)],
+        [
+          String(current.version),
+          String(updated.version),
+          updated.status,
+          encodeRecord(updated),
+          terminal ? '1' : '0',
+          ttlArgument,
+          jobId,
+        ],
+      )) as [number, string?];
+      if (reply[0] === 2) return updated;
+      // Another process wrote first: check the patch again against what it wrote.
+      current = reply[0] === 0 || reply[1] == null ? undefined : decodeRecord(reply[1]);
+    }
+    throw new ComfyServerlessError({
+      message: `Job ${jobId} changed ${MAX_WRITE_CONFLICTS} times while this process tried to update it; try again.`,
+      isRetryable: true,
+      jobId,
+    });
   }
 
   return {
@@ -152,10 +213,11 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
         updatedAt: record.createdAt,
         attempts: [],
       };
+      const owner = typeof record.owner === 'string' && record.owner.length > 0 ? record.owner : '';
       const reply = (await CREATE.run(
         redis,
-        [jobKey(record.jobId), activeKey],
-        [encodeRecord(stored), record.jobId],
+        [jobKey(record.jobId), activeKey, claimKey(record.jobId)],
+        [encodeRecord(stored), record.jobId, owner, createClaimTtlMs],
       )) as [number, string?];
       if (reply[0] === 1) return { record: stored, created: true };
       return { record: decodeRecord(reply[1]!), created: false };
@@ -163,40 +225,19 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
 
     async update(jobId: string, patch: JobRecordPatch) {
       checkJobId(jobId);
-      let current = await readRecord(jobId);
-      for (let conflicts = 0; conflicts < MAX_WRITE_CONFLICTS; conflicts++) {
-        if (current === undefined) throw missing(jobId);
-        if (patch.status !== undefined) assertStatusTransition(jobId, current.status, patch.status);
-        const updated: JobRecord = {
-          ...current,
-          ...patch,
-          jobId,
-          version: current.version + 1,
-          updatedAt: now(),
-        };
-        const terminal = isTerminalStatus(updated.status) && !isTerminalStatus(current.status);
-        const reply = (await UPDATE.run(
-          redis,
-          [jobKey(jobId), activeKey, claimKey(jobId)],
-          [
-            String(current.version),
-            String(updated.version),
-            updated.status,
-            encodeRecord(updated),
-            terminal ? '1' : '0',
-            ttlArgument,
-            jobId,
-          ],
-        )) as [number, string?];
-        if (reply[0] === 2) return updated;
-        // Another process wrote first: check the patch again against what it wrote.
-        current = reply[0] === 0 || reply[1] == null ? undefined : decodeRecord(reply[1]);
+      // Marked before the first await, so that a claim made after this call started (by
+      // this process's resume() working from an older list) cannot take the job up again.
+      const finishing = patch.status !== undefined && isTerminalStatus(patch.status);
+      if (finishing) finishingHere.set(jobId, (finishingHere.get(jobId) ?? 0) + 1);
+      try {
+        return await applyUpdate(jobId, patch);
+      } finally {
+        if (finishing) {
+          const left = (finishingHere.get(jobId) ?? 1) - 1;
+          if (left > 0) finishingHere.set(jobId, left);
+          else finishingHere.delete(jobId);
+        }
       }
-      throw new ComfyServerlessError({
-        message: `Job ${jobId} changed ${MAX_WRITE_CONFLICTS} times while this process tried to update it; try again.`,
-        isRetryable: true,
-        jobId,
-      });
     },
 
     get(jobId: string) {
@@ -206,16 +247,24 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
 
     async listNonTerminal() {
       const ids = await redis.smembers(activeKey);
+      listedClaims.clear();
       const records: JobRecord[] = [];
       const vanished: string[] = [];
       for (let start = 0; start < ids.length; start += LIST_BATCH) {
         const batch = ids.slice(start, start + LIST_BATCH);
         const pipeline = redis.pipeline();
-        for (const jobId of batch) pipeline.hget(jobKey(jobId), 'record');
+        for (const jobId of batch)
+          pipeline.hget(jobKey(jobId), 'record').get(claimKey(jobId)).pttl(claimKey(jobId));
+        const sentAt = performance.now();
         const replies = (await pipeline.exec()) ?? [];
         batch.forEach((jobId, index) => {
-          const [error, text] = replies[index] ?? [null, null];
+          const [error, text] = replies[index * 3] ?? [null, null];
           if (error) throw error;
+          const claimOwner = replies[index * 3 + 1]?.[1];
+          const claimTtl = replies[index * 3 + 2]?.[1];
+          if (typeof claimOwner === 'string' && typeof claimTtl === 'number' && claimTtl > 0) {
+            listedClaims.set(jobId, { owner: claimOwner, until: sentAt + claimTtl });
+          }
           if (typeof text !== 'string') {
             vanished.push(jobId);
             return;
@@ -231,6 +280,7 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
       return records;
     },
 
+    /** Takes or renews a job's claim; false when another live owner holds it, or the job is finished or unknown. */
     async claim(jobId: string, owner: string, ttlMs: number) {
       checkJobId(jobId);
       checkName('owner', owner);
@@ -240,7 +290,12 @@ export function createRedisJournal(options: RedisJournalOptions): RedisJournal {
           message: `A claim's "ttlMs" must be a number of milliseconds > 0; got ${String(ttlMs)}.`,
         });
       }
-      const reply = await CLAIM.run(redis, [claimKey(jobId)], [owner, Math.ceil(ttlMs)]);
+      if (finishingHere.has(jobId)) return false;
+      // Held by another owner when last listed, and surely still: no round trip needed.
+      const listed = listedClaims.get(jobId);
+      if (listed !== undefined && listed.owner !== owner && performance.now() < listed.until) return false;
+      listedClaims.delete(jobId);
+      const reply = await CLAIM.run(redis, [claimKey(jobId), jobKey(jobId)], [owner, Math.ceil(ttlMs)]);
       return reply === 1;
     },
 
