@@ -100,8 +100,12 @@ export function attachLogger(
       : dispatcher.providers?.find((provider) => provider.id === providerId)?.gpu.type;
 
   const emit = (level: LogLevel, fields: Record<string, unknown>, message: string) => {
-    const safe = redactValue(fields, secrets) as Record<string, unknown>;
-    logger[level](safe, redactValue(message, secrets) as string);
+    try {
+      const safe = redactValue(fields, secrets) as Record<string, unknown>;
+      logger[level](safe, redactValue(message, secrets) as string);
+    } catch {
+      // A logger that fails (a full disk, a closed stream) must not break the job it describes.
+    }
   };
 
   const stateOf = (jobId: string): JobLogState => {

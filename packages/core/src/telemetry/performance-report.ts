@@ -122,7 +122,9 @@ interface OpenJob {
 /** An error rate of r weighs like a share of latency of min(1, r * ERROR_WEIGHT) when naming the bottleneck. */
 const ERROR_WEIGHT = 4;
 /** A miss rate of m weighs like a share of latency of m * MISS_WEIGHT. */
-const MISS_WEIGHT = 0.5;
+const MISS_WEIGHT = 0.6;
+/** Execution is the work itself, not overhead: it is named only when it weighs twice what any other does. */
+const EXECUTION_WEIGHT = 0.5;
 /** Fewest attempts on a provider before its error rate is judged. */
 const MIN_ATTEMPTS = 3;
 /** Fewest model lookups before the cache hit rate is judged. */
@@ -379,7 +381,7 @@ function findBottleneck(
     });
     candidates.push({
       kind: 'execution',
-      score: executionShare,
+      score: executionShare * EXECUTION_WEIGHT,
       message: `Execution is ${percent(executionShare)} of job latency (p95 ${seconds(kpis.executionMs?.p95 ?? 0)}): the GPU work itself dominates, not the overhead around it. A faster GPU, fewer steps or a lighter workflow is what shortens jobs.`,
     });
   }

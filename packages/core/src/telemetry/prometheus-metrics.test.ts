@@ -9,7 +9,12 @@ import { METRIC_NAMES } from './metric-names';
 import { instrumentModelLoader, recordModelLoad } from './model-cache-hook';
 import { createPrometheusMetrics } from './prometheus-metrics';
 
-async function valueOf(registry: client.Registry, name: string, labels: Record<string, string>, suffix = '') {
+async function sampleOf(
+  registry: client.Registry,
+  name: string,
+  labels: Record<string, string>,
+  suffix = '',
+) {
   const metric = (await registry.getMetricsAsJSON()).find((entry) => entry.name === name);
   const matches = metric?.values.filter((value) => {
     const metricName = (value as { metricName?: string }).metricName;
@@ -62,26 +67,29 @@ describe('createPrometheusMetrics', () => {
 
     const { registry } = metrics;
     expect(
-      await valueOf(registry, 'workflow_jobs_total', { provider: 'runpod:a', outcome: 'completed' }),
+      await sampleOf(registry, 'workflow_jobs_total', { provider: 'runpod:a', outcome: 'completed' }),
     ).toBe(2);
-    expect(await valueOf(registry, 'workflow_jobs_total', { provider: 'modal:b', outcome: 'failed' })).toBe(
+    expect(await sampleOf(registry, 'workflow_jobs_total', { provider: 'modal:b', outcome: 'failed' })).toBe(
       1,
     );
-    expect(await valueOf(registry, 'workflow_jobs_total', { provider: 'none', outcome: 'timed_out' })).toBe(
+    expect(await sampleOf(registry, 'workflow_jobs_total', { provider: 'none', outcome: 'timed_out' })).toBe(
       1,
     );
     expect(
-      await valueOf(registry, 'workflow_execution_duration_seconds', { provider: 'runpod:a' }, '_sum'),
+      await sampleOf(registry, 'workflow_execution_duration_seconds', { provider: 'runpod:a' }, '_sum'),
     ).toBeCloseTo(40, 9);
     expect(
-      await valueOf(registry, 'workflow_queue_wait_seconds', { provider: 'runpod:a' }, '_sum'),
+      await sampleOf(registry, 'workflow_queue_wait_seconds', { provider: 'runpod:a' }, '_sum'),
     ).toBeCloseTo(8.5 + 1.5, 9);
     // The job that never started waited 700 s: the alert on queue wait sees it.
-    expect(await valueOf(registry, 'workflow_queue_wait_seconds', { provider: 'none' }, '_sum')).toBe(700);
+    expect(await sampleOf(registry, 'workflow_queue_wait_seconds', { provider: 'none' }, '_sum')).toBe(700);
     expect(
-      await valueOf(registry, 'container_startup_duration_seconds', { provider: 'runpod:a' }, '_count'),
+      await sampleOf(registry, 'container_startup_duration_seconds', { provider: 'runpod:a' }, '_count'),
     ).toBe(1);
-    expect(await valueOf(registry, 'workflow_cost_usd_total', { provider: 'runpod:a' })).toBeCloseTo(0.03, 9);
+    expect(await sampleOf(registry, 'workflow_cost_usd_total', { provider: 'runpod:a' })).toBeCloseTo(
+      0.03,
+      9,
+    );
     const text = await metrics.metrics();
     expect(text).not.toContain('job-1');
     expect(text).not.toContain('remote-job');
@@ -112,7 +120,7 @@ describe('createPrometheusMetrics', () => {
     });
     const { registry } = metrics;
     expect(
-      await valueOf(
+      await sampleOf(
         registry,
         'api_request_duration_seconds',
         { provider: 'runpod:a', call: 'submit', outcome: 'success' },
@@ -120,33 +128,33 @@ describe('createPrometheusMetrics', () => {
       ),
     ).toBe(0.25);
     expect(
-      await valueOf(
+      await sampleOf(
         registry,
         'api_request_duration_seconds',
         { provider: 'runpod:a', call: 'submit', outcome: 'error' },
         '_count',
       ),
     ).toBe(1);
-    expect(await valueOf(registry, 'gpu_utilization', { provider: 'runpod:a' })).toBe(0.75);
+    expect(await sampleOf(registry, 'gpu_utilization', { provider: 'runpod:a' })).toBe(0.75);
     fake.events.emit('provider:health', {
       providerId: 'runpod:a',
       health: { status: 'healthy', busyWorkers: 0, idleWorkers: 0, checkedAt: 1 },
     });
     // No workers: no utilisation (an endpoint scaled to zero wastes nothing).
-    expect(await valueOf(registry, 'gpu_utilization', { provider: 'runpod:a' })).toBeUndefined();
+    expect(await sampleOf(registry, 'gpu_utilization', { provider: 'runpod:a' })).toBeUndefined();
 
     fake.load = {
       demand: { ...fake.load.demand, queueDepth: 7, inFlight: 2 },
       providers: { 'runpod:a': { queueDepth: 4, inFlight: 2 }, 'modal:b': { queueDepth: 1, inFlight: 0 } },
     };
-    expect(await valueOf(registry, 'queue_depth', { provider: 'runpod:a' })).toBe(4);
-    expect(await valueOf(registry, 'queue_depth', { provider: 'unassigned' })).toBe(2);
-    expect(await valueOf(registry, 'jobs_in_flight', { provider: 'runpod:a' })).toBe(2);
+    expect(await sampleOf(registry, 'queue_depth', { provider: 'runpod:a' })).toBe(4);
+    expect(await sampleOf(registry, 'queue_depth', { provider: 'unassigned' })).toBe(2);
+    expect(await sampleOf(registry, 'jobs_in_flight', { provider: 'runpod:a' })).toBe(2);
     fake.load = {
       demand: { ...fake.load.demand, queueDepth: 0 },
       providers: { 'runpod:a': { queueDepth: 0, inFlight: 0 } },
     };
-    expect(await valueOf(registry, 'queue_depth', { provider: 'modal:b' })).toBeUndefined();
+    expect(await sampleOf(registry, 'queue_depth', { provider: 'modal:b' })).toBeUndefined();
   });
 
   it('counts model-cache hits and misses by folder, from a loader hook', async () => {
@@ -190,9 +198,9 @@ describe('createPrometheusMetrics', () => {
       plan,
     );
     const { registry } = metrics;
-    expect(await valueOf(registry, 'model_cache_hits_total', { folder: 'checkpoints' })).toBe(2);
-    expect(await valueOf(registry, 'model_cache_misses_total', { folder: 'loras' })).toBe(1);
-    expect(await valueOf(registry, 'model_cache_misses_total', { folder: 'unknown' })).toBe(2);
+    expect(await sampleOf(registry, 'model_cache_hits_total', { folder: 'checkpoints' })).toBe(2);
+    expect(await sampleOf(registry, 'model_cache_misses_total', { folder: 'loras' })).toBe(1);
+    expect(await sampleOf(registry, 'model_cache_misses_total', { folder: 'unknown' })).toBe(2);
   });
 
   it('keeps labels bounded: past the limit, new values become "other"', async () => {
@@ -204,7 +212,7 @@ describe('createPrometheusMetrics', () => {
     );
     const folders = series?.values.map((value) => value.labels.folder).sort();
     expect(folders).toEqual(['folder-0', 'folder-1', 'folder-2', 'other']);
-    expect(await valueOf(metrics.registry, 'model_cache_misses_total', { folder: 'other' })).toBe(8);
+    expect(await sampleOf(metrics.registry, 'model_cache_misses_total', { folder: 'other' })).toBe(8);
   });
 
   it('follows a real dispatcher and stops when detached', async () => {
@@ -232,18 +240,18 @@ describe('createPrometheusMetrics', () => {
     };
     await dispatcher.runWorkflow(workflow, { jobId: 'real-1' });
     const { registry } = metrics;
-    const completed = await valueOf(registry, 'workflow_jobs_total', {
+    const completed = await sampleOf(registry, 'workflow_jobs_total', {
       provider: 'mock:a',
       outcome: 'completed',
     });
     expect(completed).toBe(1);
     expect(
-      await valueOf(registry, 'workflow_execution_duration_seconds', { provider: 'mock:a' }, '_sum'),
+      await sampleOf(registry, 'workflow_execution_duration_seconds', { provider: 'mock:a' }, '_sum'),
     ).toBe(3);
     expect(
-      await valueOf(registry, 'container_startup_duration_seconds', { provider: 'mock:a' }, '_sum'),
+      await sampleOf(registry, 'container_startup_duration_seconds', { provider: 'mock:a' }, '_sum'),
     ).toBe(2);
-    const submitCalls = await valueOf(
+    const submitCalls = await sampleOf(
       registry,
       'api_request_duration_seconds',
       { provider: 'mock:a', call: 'submit', outcome: 'success' },
@@ -252,9 +260,9 @@ describe('createPrometheusMetrics', () => {
     expect(submitCalls).toBe(1);
     detach();
     await dispatcher.runWorkflow(workflow, { jobId: 'real-2' });
-    expect(await valueOf(registry, 'workflow_jobs_total', { provider: 'mock:a', outcome: 'completed' })).toBe(
-      1,
-    );
+    expect(
+      await sampleOf(registry, 'workflow_jobs_total', { provider: 'mock:a', outcome: 'completed' }),
+    ).toBe(1);
     dispatcher.close();
   });
 
