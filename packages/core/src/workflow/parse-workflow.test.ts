@@ -113,6 +113,17 @@ describe('parseWorkflow', () => {
     expect(issues[1]).toMatchObject({ nodeId: '4' });
   });
 
+  it('reports a cycle beside broken nodes in JSON text (found by the 100,000-run fuzz)', () => {
+    const text = JSON.stringify({
+      '0': { class_type: 'A', inputs: { self: ['0', -1] } },
+      '1': [4362931, 'garbage'],
+      '2': { class_type: 'B' },
+    });
+    const issues = issuesOf(text);
+    expect(issues.map((issue) => issue.nodeId)).toEqual(['0', '1', '2', '0']);
+    expect(issues[3]!.message).toMatch(/cycle/);
+  });
+
   it('handles a long chain without recursion limits', () => {
     const chain: Record<string, unknown> = { '0': { class_type: 'Start', inputs: {} } };
     for (let index = 1; index < 20_000; index++) {

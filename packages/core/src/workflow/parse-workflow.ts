@@ -152,11 +152,13 @@ function findCycles(workflow: ApiWorkflow, issues: WorkflowIssue[]): void {
   const color = new Map<string, number>();
   const reported = new Set<string>();
   const sourcesOf = (nodeId: string): string[] => {
-    const node = workflow[nodeId];
+    const node: unknown = workflow[nodeId];
     const sources: string[] = [];
-    if (node === undefined) return sources;
-    for (const key of Object.keys(node.inputs)) {
-      const value = node.inputs[key];
+    // Checked in place, the workflow may still hold broken nodes (they are reported already).
+    if (!isPlainObject(node) || !isPlainObject(node.inputs)) return sources;
+    const inputs = node.inputs;
+    for (const key of Object.keys(inputs)) {
+      const value = inputs[key];
       if (Array.isArray(value) && typeof value[0] === 'string' && Object.hasOwn(workflow, value[0])) {
         sources.push(value[0]);
       }
