@@ -9,12 +9,14 @@ export class BoundedLabel {
 
   constructor(
     private readonly limit: number,
+    private readonly secrets: readonly string[] = [],
     private readonly fallback = 'other',
   ) {}
 
   /** The label value to use for `value`. */
   of(value: string | undefined | null, empty = 'none'): string {
     if (value === undefined || value === null || value === '') return empty;
+    if (this.secrets.some((secret) => secret.length >= 4 && value.includes(secret))) return 'redacted';
     if (this.seen.has(value)) return value;
     if (value.length > 64 || !/^[\w.:@/-]+$/.test(value) || this.seen.size >= this.limit)
       return this.fallback;

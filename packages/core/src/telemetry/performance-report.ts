@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../spec/errors';
 import { systemClock } from '../util/clock';
 import type { ModelCacheRecorder } from './model-cache-hook';
 import { isObservedDispatcher, type ObservedDispatcher, subscribe } from './observed-dispatcher';
+import { redactSecrets } from './redact';
 import { BoundedMap, quantileOfSorted, RingBuffer } from './ring-buffer';
 
 /** Options of `createPerformanceReport`. */
@@ -13,6 +14,8 @@ export interface PerformanceReportOptions {
   windowMs?: number;
   /** Most recent jobs (and as many provider attempts and model lookups) kept for reports. @default 10000 */
   capacity?: number;
+  /** Values removed from the bottleneck's message (API keys). */
+  secrets?: readonly string[];
 }
 
 /** What `report()` covers. */
@@ -188,6 +191,7 @@ export function createPerformanceReport(
   const clock = options.clock ?? systemClock;
   const windowMs = positiveInteger('windowMs', options.windowMs, 15 * 60_000);
   const capacity = positiveInteger('capacity', options.capacity, 10_000);
+  const secrets = (options.secrets ?? []).filter((secret): secret is string => typeof secret === 'string');
   const attachedAt = clock.now();
   const jobs = new RingBuffer<JobSample>(capacity);
   const attempts = new RingBuffer<AttemptSample>(capacity);
@@ -332,13 +336,17 @@ export function createPerformanceReport(
       errorRateByProvider,
       bottleneck: undefined,
     };
-    kpis.bottleneck = findBottleneck(kpis, {
+    const bottleneck = findBottleneck(kpis, {
       total: sumTotal,
       cold: sumCold,
       queue: sumQueue,
       execution: sumExecution,
       lookups: lookupCount,
     });
+    kpis.bottleneck =
+      bottleneck === undefined
+        ? undefined
+        : { ...bottleneck, message: redactSecrets(bottleneck.message, secrets) };
     return kpis;
   }
 

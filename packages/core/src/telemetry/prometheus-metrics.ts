@@ -39,6 +39,8 @@ export interface PrometheusMetricsOptions {
   buckets?: PrometheusBuckets;
   /** Most distinct values of one label (providers, model folders) before the rest become `other`. @default 100 */
   maxLabelValues?: number;
+  /** Values that must never appear in a label (API keys): a label holding one reads `redacted`. */
+  secrets?: readonly string[];
 }
 
 /** The dispatcher's metrics in Prometheus form. */
@@ -153,8 +155,9 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions = {}):
   const prefix = options.prefix ?? '';
   const buckets = { ...DEFAULT_BUCKETS, ...options.buckets };
   const labelLimit = options.maxLabelValues ?? 100;
-  const providers = new BoundedLabel(labelLimit);
-  const folders = new BoundedLabel(labelLimit);
+  const secrets = (options.secrets ?? []).filter((secret): secret is string => typeof secret === 'string');
+  const providers = new BoundedLabel(labelLimit, secrets);
+  const folders = new BoundedLabel(labelLimit, secrets);
   const attached = new Map<ObservedDispatcher, () => void>();
   const name = (base: string) => `${prefix}${base}`;
 
