@@ -267,7 +267,11 @@ async function downloadVersion(
     for (let index = 0; index < partCount; index++) if (!completed.has(index)) queue.push(index);
 
     let firstError: unknown;
+    const writeBufferBytes = options.writeBufferBytes ?? MEBIBYTE;
     const worker = async () => {
+      // One buffer per worker, reused for every part: incoming chunks are copied into it and
+      // die young, so the garbage collector never sees megabytes of promoted chunks.
+      const slab = Buffer.allocUnsafe(writeBufferBytes);
       for (;;) {
         if (controller.signal.aborted) return;
         const index = queue.shift();
@@ -279,6 +283,7 @@ async function downloadVersion(
             { start: index * partSizeBytes, length: partLength(index), sizeBytes, etag },
             controller.signal,
             report,
+            slab,
           );
           completed.add(index);
           flushInBackground();
@@ -321,8 +326,8 @@ async function downloadPart(
   part: { start: number; length: number; sizeBytes: number; etag: string | undefined },
   signal: AbortSignal,
   report: (bytes: number, fresh: boolean) => void,
+  slab: Buffer,
 ): Promise<void> {
-  const writeBufferBytes = options.writeBufferBytes ?? MEBIBYTE;
   const { start, length, sizeBytes, etag } = part;
   let written = 0;
   const retry = options.retry ?? {};
@@ -334,30 +339,31 @@ async function downloadPart(
         sizeBytes,
         ...(etag === undefined ? {} : { etag }),
       });
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
+      let used = 0;
       const flush = async () => {
-        if (pendingBytes === 0) return;
-        const buffers = pending;
-        const bytes = pendingBytes;
-        pending = [];
-        pendingBytes = 0;
-        await handle.writev(buffers, start + written);
+        if (used === 0) return;
+        const bytes = used;
+        used = 0;
+        await handle.write(slab, 0, bytes, start + written);
         written += bytes;
         report(bytes, true);
       };
       try {
         for await (const chunk of stream) {
-          if (written + pendingBytes + chunk.byteLength > length) {
-            pending = [];
-            pendingBytes = 0;
+          if (written + used + chunk.byteLength > length) {
+            used = 0;
             throw new InvalidResponseError({
               message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
             });
           }
-          pending.push(chunk);
-          pendingBytes += chunk.byteLength;
-          if (pendingBytes >= writeBufferBytes) await flush();
+          let offset = 0;
+          while (offset < chunk.byteLength) {
+            const take = Math.min(chunk.byteLength - offset, slab.length - used);
+            slab.set(chunk.subarray(offset, offset + take), used);
+            used += take;
+            offset += take;
+            if (used === slab.length) await flush();
+          }
           signal.throwIfAborted();
         }
       } finally {
