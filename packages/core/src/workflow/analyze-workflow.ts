@@ -180,8 +180,8 @@ export function analyzeWorkflow(
 
     for (const input of Object.keys(inputs)) {
       const raw = inputs[input];
-      if (isLink(raw)) referenced.add(raw[0]);
       const linked = isLink(raw);
+      if (linked) referenced.add(raw[0]);
       const through: string[] | undefined = linked ? [] : undefined;
       const value = linked ? resolveInputValue(graph, raw, through) : raw;
       if (typeof value !== 'string') continue;
