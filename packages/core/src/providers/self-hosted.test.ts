@@ -73,7 +73,15 @@ describe('createSelfHosted', () => {
     expect(provider.id).toBe('self-hosted:10.0.0.5:8188+1');
     expect(provider.gpu).toEqual({ type: 'L4-24GB', vramGb: 24 });
     expect(provider.pricing.usdPerSecond).toBeGreaterThan(0);
-    expect(provider.limits?.maxConcurrency).toBe(4);
+    expect(provider.limits).toEqual({ maxConcurrency: 4, maxPayloadBytes: 100 * 1024 * 1024 });
+    expect(
+      createSelfHosted({ servers: ['http://x:1'], gpu: 'L4-24GB', pricing: { usdPerSecond: 0 } }).pricing,
+    ).toEqual({
+      usdPerSecond: 0,
+    });
+    expect(() =>
+      createSelfHosted({ servers: ['http://x:1'], gpu: 'L4-24GB', pricing: { usdPerSecond: -1 } }),
+    ).toThrow(/pricing.usdPerSecond/);
   });
 });
 

@@ -340,7 +340,11 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
     ...(settings.region === undefined ? {} : { region: settings.region }),
     gpu,
     pricing,
-    limits: { maxConcurrency: settings.maxConcurrency ?? servers.length * 2 } satisfies ProviderLimits,
+    // ComfyUI refuses uploads over its --max-upload-size, 100 MB unless changed.
+    limits: {
+      maxConcurrency: settings.maxConcurrency ?? servers.length * 2,
+      maxPayloadBytes: 100 * 1024 * 1024,
+    } satisfies ProviderLimits,
     coldStartMs: 0,
     ...(settings.image === undefined ? {} : { image: settings.image }),
 
