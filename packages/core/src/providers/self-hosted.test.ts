@@ -65,6 +65,7 @@ describe('createSelfHosted', () => {
   it('refuses bad settings naming the option', () => {
     expect(() => createSelfHosted({ servers: [], gpu: 'RTX4090-24GB' })).toThrow(/"servers"/);
     expect(() => createSelfHosted({ servers: ['ftp://x'], gpu: 'RTX4090-24GB' })).toThrow(/servers\[0\]/);
+    expect(() => createSelfHosted({ servers: ['http://user:pw@x:8188'], gpu: 'L4-24GB' })).toThrow(/headers/);
     expect(() => createSelfHosted({ servers: ['http://x:8188'], gpu: 'NoSuchGPU' })).toThrow(/gpu/);
     const provider = createSelfHosted({
       servers: ['http://10.0.0.5:8188/', 'http://10.0.0.6:8188'],

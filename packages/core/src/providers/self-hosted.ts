@@ -103,6 +103,12 @@ function normaliseServer(value: unknown, index: number): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     invalid(`servers[${index}]`, `"servers[${index}]" must be an http(s) URL; got ${url.protocol}.`);
+  if (url.username || url.password) {
+    invalid(
+      `servers[${index}]`,
+      `"servers[${index}]" carries credentials in the URL; pass them as \`headers\` (an Authorization header) instead, so that they are never journalled or logged.`,
+    );
+  }
   return value.replace(/\/+$/, '');
 }
 
