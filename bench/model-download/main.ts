@@ -9,7 +9,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createDiskModelCache, createModelLoader, type ModelRef } from '@comfy-serverless/core';
@@ -96,6 +96,9 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // The figures are wall times on a shared machine: say how busy it was.
+  const loadBefore = loadavg()[0] ?? 0;
+  console.log(`Machine: ${cpus().length} CPUs, load average ${round(loadBefore)} at start.`);
   console.log(
     `Work directory ${work} (${round(freeBytes / 2 ** 30, 1)} GiB free); object ${sizeMib} MiB; cap ${capMBps} MB/s per connection.`,
   );
@@ -285,6 +288,8 @@ async function main(): Promise<void> {
       ratios,
       targets,
       peakRssMiB: Math.round(peakRssMiB),
+      cpus: cpus().length,
+      loadAverage: { start: round(loadBefore), end: round(loadavg()[0] ?? 0) },
     })}`,
   );
 }
