@@ -130,8 +130,15 @@ function setup(
     'rollout:resumed',
     'store:error',
   ] as const) {
-    provider.events.on(name, (event: { weight?: number; stepIndex?: number; reason?: string }) =>
-      seen.push({ name, weight: event.weight, stepIndex: event.stepIndex, reason: event.reason }),
+    (provider.events.on as (name: string, listener: (event: Record<string, unknown>) => void) => unknown)(
+      name,
+      (event) =>
+        seen.push({
+          name,
+          weight: event.weight as number | undefined,
+          stepIndex: event.stepIndex as number | undefined,
+          reason: event.reason as string | undefined,
+        }),
     );
   }
   return { clock, blue, green, store, provider, seen };

@@ -122,7 +122,7 @@ describe('deploy/prometheus/alerts.yml', () => {
   it('reads only metrics and labels that createPrometheusMetrics registers', async () => {
     const metrics = createPrometheusMetrics({ client });
     const registered = new Map(
-      (await metrics.registry.getMetricsAsJSON()).map((metric) => [metric.name, metric.type as string]),
+      (await metrics.registry.getMetricsAsJSON()).map((metric) => [metric.name, String(metric.type)]),
     );
     const labelNames = new Map<string, string[]>();
     for (const metric of metrics.registry.getMetricsAsArray()) {
