@@ -2,6 +2,8 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createDispatcher } from '../dispatch/dispatcher';
+import { createMemoryJournal } from '../dispatch/memory-journal';
 import { ApiCallError, ConfigurationError, InvalidArgumentError } from '../spec/errors';
 import type { ProviderJobEvent, RemoteJobRef } from '../spec/job';
 import type { ProviderV1 } from '../spec/provider-v1';
@@ -281,6 +283,64 @@ describe('createBlueGreen', () => {
     await clock.advance(STEP_MS - 20_000);
     expect(second.provider.state()).toMatchObject({ stepIndex: 2, weight: 50 });
     second.provider.close();
+  });
+
+  it('survives a dispatcher restart: the rollout goes on and a journalled green job resumes on green', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const clock = createVirtualClock({ start: now });
+    const journal = createMemoryJournal({ now: () => now });
+    const store = createJsonFileRolloutStore<BlueGreenState>({
+      path: join(await mkdtemp(join(tmpdir(), 'blue-green-restart-')), 'rollout.json'),
+    });
+    const hanging = (
+      _ref: RemoteJobRef,
+      options?: { signal?: AbortSignal },
+    ): AsyncIterable<ProviderJobEvent> => ({
+      async *[Symbol.asyncIterator]() {
+        yield { type: 'started' };
+        await new Promise<void>((resolve) =>
+          options?.signal?.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      },
+    });
+    const makeRollout = (green: ReturnType<typeof createMockProvider>) =>
+      createBlueGreen({
+        blue: createMockProvider({ id: 'v1', doWatch: completes }),
+        green,
+        steps: [50, 100],
+        gate: { minSamples: 1 },
+        stepMs: STEP_MS,
+        store,
+        clock,
+      });
+    const firstGreen = createMockProvider({ id: 'v2', doSubmit: { remoteId: 'green-7' }, doWatch: hanging });
+    const firstRollout = makeRollout(firstGreen);
+    await firstRollout.ready();
+    const jobId = Array.from({ length: 50 }, (_, index) => `render-${index}`).find(
+      (id) => firstRollout.sideFor(id) === 'green',
+    )!;
+    const before = createDispatcher({ providers: [firstRollout], journal, clock });
+    const graph = { ...workflow, '8': { class_type: 'VAEDecode', inputs: {} } };
+    const handle = await before.submit(graph, { jobId });
+    for (let index = 0; index < 50 && handle.status() !== 'running'; index++) await clock.advance(1);
+    expect(handle.status()).toBe('running');
+    // The process dies: timers stop, the claim runs out.
+    before.close();
+    firstRollout.close();
+    now += 60_000;
+
+    const secondGreen = createMockProvider({ id: 'v2', doWatch: completes });
+    const secondRollout = makeRollout(secondGreen);
+    const after = createDispatcher({ providers: [secondRollout], journal, clock });
+    const handles = await after.resume();
+    expect(handles.map((resumed) => resumed.id)).toEqual([jobId]);
+    const result = await handles[0]!.result();
+    expect(result.providerId).toBe('v1');
+    expect(secondGreen.calls.doSubmit).toHaveLength(0);
+    expect(secondGreen.calls.doWatch).toEqual([{ remoteId: 'green-7' }]);
+    expect(secondRollout.state()).toMatchObject({ phase: 'rolling', stepIndex: 0, weight: 50 });
+    after.close();
+    secondRollout.close();
   });
 
   it('keeps its state in a JSON file written atomically, and starts afresh for a new green', async () => {
