@@ -185,6 +185,37 @@ describe('createDiskModelCache', () => {
     expect((await cache.status([model]))['checkpoints/sum.safetensors']).toBe('present');
   });
 
+  it('downloads afresh once when a resumed file fails its sha256', async () => {
+    const cache = createDiskModelCache({ dir, maxBytes: 1000 });
+    const data = fill(64, 9);
+    const model = {
+      folder: 'vae',
+      name: 'resumed.safetensors',
+      sha256: createHash('sha256').update(data).digest('hex'),
+    };
+    const partial = join(dir, '.partial', 'vae', 'resumed.safetensors.part');
+    await mkdir(join(dir, '.partial', 'vae'), { recursive: true });
+    await writeFile(partial, fill(64, 1));
+    await writeFile(`${partial}.state.json`, '{}');
+    const seen: boolean[] = [];
+    const result = await cache.ensure(model, {
+      sizeBytes: 64,
+      fetch: async (filePath) => {
+        const resumed = await stat(`${filePath}.state.json`).then(
+          () => true,
+          () => false,
+        );
+        seen.push(resumed);
+        // A resumed download keeps the torn bytes; a fresh one writes the right ones.
+        if (!resumed) await writeFile(filePath, data);
+        return { bytesDownloaded: resumed ? 0 : 64 };
+      },
+    });
+    expect(seen).toEqual([true, false]);
+    expect(result.bytesDownloaded).toBe(64);
+    expect((await readFile(join(dir, 'vae', 'resumed.safetensors'))).equals(data)).toBe(true);
+  });
+
   it('leaves nothing visible when a download dies half way, for this process and the next', async () => {
     const cache = createDiskModelCache({ dir, maxBytes: 1000 });
     const model = { folder: 'unet', name: 'flux.safetensors' };

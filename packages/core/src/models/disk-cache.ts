@@ -95,6 +95,8 @@ interface Entry {
   path: string;
   sizeBytes: number;
   lastUsedAt: number;
+  /** The file's modification time (ms), kept when the access time is updated. */
+  modifiedAt: number;
 }
 
 /** `folder/name` for a model, the key of `ModelCacheStatus`. */
@@ -143,7 +145,13 @@ async function scan(root: string, folder: string, into: Map<string, Entry>): Pro
     const info = await stat(path).catch(() => undefined);
     if (info === undefined) continue;
     const key = parts.join('/');
-    into.set(key, { key, path, sizeBytes: info.size, lastUsedAt: Math.max(info.atimeMs, info.mtimeMs) });
+    into.set(key, {
+      key,
+      path,
+      sizeBytes: info.size,
+      lastUsedAt: Math.max(info.atimeMs, info.mtimeMs),
+      modifiedAt: info.mtimeMs,
+    });
   }
 }
 
@@ -250,7 +258,7 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
         message: `The size of ${key} must be a number of bytes >= 0; got ${String(sizeBytes)}.`,
       });
     }
-    // Reserve before any await so that concurrent downloads of other models see the room as taken.
+    // Reserve before making room, so that concurrent downloads of other models see the room as taken.
     reservedBytes += sizeBytes;
     try {
       await makeRoom(key, sizeBytes);
@@ -280,7 +288,13 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
       await rename(partialPath, finalPath);
       await rm(partStatePath(partialPath), { force: true });
       const info = await stat(finalPath);
-      entries.set(key, { key, path: finalPath, sizeBytes: info.size, lastUsedAt: clock.now() });
+      entries.set(key, {
+        key,
+        path: finalPath,
+        sizeBytes: info.size,
+        lastUsedAt: clock.now(),
+        modifiedAt: info.mtimeMs,
+      });
       return { path: finalPath, sizeBytes: info.size, hit: false, shared: false, bytesDownloaded };
     } finally {
       reservedBytes -= sizeBytes;
@@ -289,9 +303,8 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
 
   const touch = (entry: Entry) => {
     entry.lastUsedAt = clock.now();
-    const seconds = entry.lastUsedAt / 1000;
     // The access time carries recency across restarts; failing to set it only weakens LRU.
-    utimes(entry.path, seconds, seconds).catch(() => {});
+    utimes(entry.path, entry.lastUsedAt / 1000, entry.modifiedAt / 1000).catch(() => {});
   };
 
   return {
