@@ -128,7 +128,7 @@ for (const [label, accuracy] of [
 }
 
 // Budget: the allocation optimiser over two platforms must never spend past its budget.
-const budgetPerHour = 20;
+const budgetPerHour = 60;
 const budgetTrace = sliceTrace(full, { speedup: 10 });
 const budgetRun = simulate({
   trace: budgetTrace,

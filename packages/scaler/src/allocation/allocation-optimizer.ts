@@ -276,7 +276,7 @@ export function createAllocationOptimizer(options: AllocationOptimizerOptions = 
         targets[target.id] = {
           minWorkers: workers,
           desiredWorkers: workers,
-          maxWorkers: Math.max(1, allocation.maxWorkers[target.id] ?? workers),
+          maxWorkers: allocation.maxWorkers[target.id] ?? workers,
           ...(idleTimeoutSeconds === undefined ? {} : { idleTimeoutSeconds }),
         };
       }

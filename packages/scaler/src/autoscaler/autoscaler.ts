@@ -84,7 +84,7 @@ function clampSettings(settings: ScaleSettings, state: ScaleTargetState): ScaleS
   const { minWorkers: low, maxWorkers: high } = state.bounds;
   const clamp = (value: number) => Math.min(high, Math.max(low, Math.round(value)));
   const result: ScaleSettings = {};
-  if (settings.maxWorkers !== undefined) result.maxWorkers = Math.max(1, clamp(settings.maxWorkers));
+  if (settings.maxWorkers !== undefined) result.maxWorkers = clamp(settings.maxWorkers);
   const ceiling = result.maxWorkers ?? state.maxWorkers;
   if (settings.minWorkers !== undefined) result.minWorkers = Math.min(clamp(settings.minWorkers), ceiling);
   if (settings.desiredWorkers !== undefined)

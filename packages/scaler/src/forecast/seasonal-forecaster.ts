@@ -83,6 +83,9 @@ export function createSeasonalForecaster(options: SeasonalForecasterOptions = {}
         residualCount: 0,
       });
   let time = 0;
+  let sorted = new Float64Array(0);
+  let sortedFor: Candidate | undefined;
+  let sortedAt = -1;
 
   const predictScaled = (candidate: Candidate, at: number): number => {
     let value = candidate.level;
@@ -134,7 +137,12 @@ export function createSeasonalForecaster(options: SeasonalForecasterOptions = {}
       let low: number;
       let high: number;
       if (count >= 24) {
-        const sorted = candidate.residuals.slice(0, count).sort();
+        // Sorted errors change only when a period is observed; a policy asks every decision.
+        if (sortedFor !== candidate || sortedAt !== time) {
+          sorted = candidate.residuals.slice(0, count).sort();
+          sortedFor = candidate;
+          sortedAt = time;
+        }
         // Split-conformal ranks: the finite-sample correction keeps coverage at the level asked.
         low = sorted[Math.max(0, Math.floor(((count + 1) * (1 - confidence)) / 2) - 1)]!;
         high = sorted[Math.min(count - 1, Math.ceil(((count + 1) * (1 + confidence)) / 2) - 1)]!;

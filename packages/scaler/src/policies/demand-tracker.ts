@@ -24,10 +24,6 @@ export class DemandTracker {
   private lastBucketValue = 0;
   private lastQueueDepth = 0;
   private lastInFlight = 0;
-  private lastBusyBucket = Number.NaN;
-  private readonly gaps = new Float64Array(512);
-  private gapCount = 0;
-  private cachedTimeout: { gapCount: number; coldStartMs: number; timeoutMs: number } | undefined;
   private currentHour = Number.NaN;
   private currentHourCount = 0;
 
@@ -50,7 +46,6 @@ export class DemandTracker {
       for (let bucket = Math.max(firstBucket, this.lastBucket); bucket < currentBucket; bucket++) {
         const count = buckets[bucket - firstBucket] ?? 0;
         this.addToHour(bucket * bucketMs, count);
-        this.recordGaps(bucket, count, bucketMs);
       }
     }
     arrived = Math.max(0, arrived);
@@ -83,47 +78,6 @@ export class DemandTracker {
       for (let index = from; index < executions.length; index++) sum += executions[index]!;
       this.serviceMs = sum / (executions.length - from);
     }
-  }
-
-  private recordGaps(bucket: number, count: number, bucketMs: number): void {
-    if (count <= 0) return;
-    if (!Number.isNaN(this.lastBusyBucket)) this.pushGap((bucket - this.lastBusyBucket) * bucketMs);
-    for (let extra = 1; extra < count; extra++) this.pushGap(0);
-    this.lastBusyBucket = bucket;
-  }
-
-  private pushGap(gapMs: number): void {
-    this.gaps[this.gapCount % this.gaps.length] = gapMs;
-    this.gapCount++;
-  }
-
-  /**
-   * The idle timeout that would have cost least over the recent gaps between arrivals
-   * (seen at bucket resolution): a gap no longer than the timeout costs the gap, a longer
-   * one the timeout plus a cold start. Candidates are multiples of the cold start, so the
-   * choice does not depend on the traffic's time scale. Ties go to the shorter timeout.
-   */
-  bestIdleTimeoutMs(coldStartMs: number): number {
-    const count = Math.min(this.gapCount, this.gaps.length);
-    if (count < 16) return coldStartMs;
-    if (this.cachedTimeout?.gapCount === this.gapCount && this.cachedTimeout.coldStartMs === coldStartMs)
-      return this.cachedTimeout.timeoutMs;
-    let best = 0;
-    let bestCost = Number.POSITIVE_INFINITY;
-    for (const factor of [0, 0.25, 0.5, 1, 2, 4, 8]) {
-      const timeout = factor * coldStartMs;
-      let cost = 0;
-      for (let index = 0; index < count; index++) {
-        const gap = this.gaps[index]!;
-        cost += gap <= timeout ? gap : timeout + coldStartMs;
-      }
-      if (cost < bestCost) {
-        bestCost = cost;
-        best = timeout;
-      }
-    }
-    this.cachedTimeout = { gapCount: this.gapCount, coldStartMs, timeoutMs: best };
-    return best;
   }
 
   private addToHour(bucketStartMs: number, count: number): void {

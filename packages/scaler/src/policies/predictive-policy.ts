@@ -3,8 +3,8 @@ import { InvalidArgumentError } from '@comfy-serverless/core';
 import { createSeasonalForecaster, type SeasonalForecasterOptions } from '../forecast/seasonal-forecaster';
 import { resolveObjective, type ScalingObjective } from '../objective';
 import { CapacityPlanner } from './capacity-planner';
-import { createReactivePolicy, type ReactivePolicyOptions } from './reactive-policy';
-import { splitNeed } from './split-need';
+import { createReactiveCore, type ReactivePolicyOptions } from './reactive-policy';
+import { costSettings, splitNeed } from './split-need';
 
 const HOUR_MS = 3_600_000;
 
@@ -57,41 +57,33 @@ export function createPredictivePolicy(options: PredictivePolicyOptions = {}): S
     forecaster.observe(count);
     lastHourStart = hourStartMs;
   });
-  const reactive = createReactivePolicy({
-    ...options.reactive,
-    ...(options.objective === undefined ? {} : { objective: options.objective }),
-  });
+  const reactive = createReactiveCore(
+    { ...options.reactive, ...(options.objective === undefined ? {} : { objective: options.objective }) },
+    planner,
+  );
   return {
     specificationVersion: 'v1',
     name: options.name ?? 'predictive',
     decide(snapshot) {
-      const floorDecision = reactive.decide(snapshot);
-      let floor = 0;
-      for (const settings of Object.values(floorDecision.targets))
-        floor += settings.desiredWorkers ?? settings.minWorkers ?? 0;
       planner.observe(snapshot);
+      const floor = reactive.workers(snapshot).workers;
       let forecastRate = 0;
       if (forecaster.observations >= warmUpHours && !Number.isNaN(lastHourStart)) {
         // Hours from the next unobserved one to the end of the horizon.
-        const first = 1;
         const last = Math.max(1, Math.ceil((snapshot.now + horizonMs - (lastHourStart + HOUR_MS)) / HOUR_MS));
-        for (let step = first; step <= last; step++)
+        for (let step = 1; step <= last; step++)
           forecastRate = Math.max(forecastRate, forecaster.forecast(step, confidence).upper / 3600);
       }
       const tracker = planner.tracker;
-      const steadyRate = Math.max(tracker.rateLong, forecastRate);
       const busyExpected = Math.ceil((forecastRate * tracker.serviceMs) / 1000 - 1e-9);
-      const planned = Math.max(
-        planner.workersFor(snapshot, Math.max(tracker.rateShort, steadyRate), steadyRate),
-        busyExpected + snapshot.demand.queueDepth,
-      );
+      const planned = planner.workersFor(snapshot, busyExpected);
       const desired = Math.max(floor, planned);
       const idleTimeoutSeconds = planner.idleTimeoutSeconds(snapshot);
       return {
         // In cost mode the forecast does not start workers: it cannot pay for the cold start it
         // would save, so the policy is the reactive one's.
         targets: planner.costMode
-          ? floorDecision.targets
+          ? costSettings(snapshot, idleTimeoutSeconds)
           : splitNeed(snapshot, desired, { idleTimeoutSeconds }),
         reason: `forecast ${(forecastRate * 3600).toFixed(1)}/h, reactive floor ${floor}`,
       };

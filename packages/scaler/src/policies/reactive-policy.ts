@@ -1,4 +1,4 @@
-import type { ScalingPolicyV1 } from '@comfy-serverless/core';
+import type { ScalingPolicyV1, ScalingSnapshot } from '@comfy-serverless/core';
 import { InvalidArgumentError } from '@comfy-serverless/core';
 import { resolveObjective, type ScalingObjective } from '../objective';
 import { CapacityPlanner } from './capacity-planner';
@@ -47,17 +47,17 @@ function checkTrigger(name: string, trigger: ReactiveTrigger | false | undefined
     });
 }
 
-/**
- * A reactive policy: the workers the current demand needs (running, queued, and the idle
- * ones worth keeping for the recent arrival rate under the objective), plus workers for
- * each trigger that fires; the count only falls once every trigger has stayed below its
- * threshold for the cooldown.
- *
- * @example
- * const policy = createReactivePolicy({ objective: { waitMs: 10_000, share: 0.95 } });
- */
-export function createReactivePolicy(options: ReactivePolicyOptions = {}): ScalingPolicyV1 {
-  const objective = resolveObjective(options.objective);
+/** The reactive decision without the settings: shared with the predictive policy. */
+export interface ReactiveCore {
+  /** Workers wanted; call after `planner.observe(snapshot)`. */
+  workers(snapshot: ScalingSnapshot): { workers: number; fired: string[] };
+}
+
+/** Builds the reactive decision on a planner the caller feeds. Internal to the policies. */
+export function createReactiveCore(
+  options: Omit<ReactivePolicyOptions, 'name'>,
+  planner: CapacityPlanner,
+): ReactiveCore {
   const cooldownMs =
     options.cooldownMs ?? (options.objective !== undefined && 'mode' in options.objective ? 0 : 60_000);
   if (!(cooldownMs >= 0))
@@ -65,29 +65,23 @@ export function createReactivePolicy(options: ReactivePolicyOptions = {}): Scali
       argument: 'cooldownMs',
       message: `cooldownMs must be >= 0, got ${cooldownMs}.`,
     });
-  const cost = objective.kind === 'cost';
   const given = options.triggers ?? {};
+  // Only the queue trigger is on by default: on real traffic the others, at any fixed
+  // threshold, bought fewer late jobs than the same GPU time spent by the planner (see
+  // docs/scaling.md); turn them on for traffic whose signals you trust.
   const triggers = {
     queueDepth: given.queueDepth ?? { threshold: 0, severity: 1 },
-    averageWaitMs: given.averageWaitMs ?? (cost ? false : { threshold: objective.waitMs / 2, severity: 1 }),
-    gpuUtilization: given.gpuUtilization ?? (cost ? false : { threshold: 0.9, severity: 1 }),
-    rateSlope: given.rateSlope ?? (cost ? false : { threshold: 2, severity: 1 }),
+    averageWaitMs: given.averageWaitMs ?? false,
+    gpuUtilization: given.gpuUtilization ?? false,
+    rateSlope: given.rateSlope ?? false,
   };
   for (const [name, trigger] of Object.entries(triggers)) checkTrigger(name, trigger);
-  const planner = new CapacityPlanner(objective);
-  let held = 0;
+  let heldAdded = 0;
   let lastFired = Number.NEGATIVE_INFINITY;
   return {
-    specificationVersion: 'v1',
-    name: options.name ?? 'reactive',
-    decide(snapshot) {
-      planner.observe(snapshot);
+    workers(snapshot) {
       const tracker = planner.tracker;
-      const base = planner.workersFor(
-        snapshot,
-        Math.max(tracker.rateShort, tracker.rateLong),
-        tracker.rateLong,
-      );
+      const base = planner.workersFor(snapshot);
       let added = 0;
       const fired: string[] = [];
       const queueDepth = snapshot.demand.queueDepth;
@@ -124,16 +118,39 @@ export function createReactivePolicy(options: ReactivePolicyOptions = {}): Scali
         added += triggers.rateSlope.severity;
         fired.push('rateSlope');
       }
-      const wanted = base + Math.max(0, added);
       if (fired.length > 0) lastFired = snapshot.now;
-      // Hold the count while any trigger fired within the cooldown; release after it.
-      held = snapshot.now - lastFired < cooldownMs ? Math.max(wanted, held) : wanted;
+      // Workers added by triggers stay until every trigger has been quiet for the cooldown.
+      heldAdded = snapshot.now - lastFired < cooldownMs ? Math.max(added, heldAdded) : Math.max(0, added);
+      return { workers: base + heldAdded, fired };
+    },
+  };
+}
+
+/**
+ * A reactive policy: the workers the current demand needs (running, queued, and the idle
+ * ones worth keeping for the recent arrival rate under the objective), plus workers for
+ * each trigger that fires; the count only falls once every trigger has stayed below its
+ * threshold for the cooldown.
+ *
+ * @example
+ * const policy = createReactivePolicy({ objective: { waitMs: 10_000, share: 0.95 } });
+ */
+export function createReactivePolicy(options: ReactivePolicyOptions = {}): ScalingPolicyV1 {
+  const objective = resolveObjective(options.objective);
+  const planner = new CapacityPlanner(objective);
+  const core = createReactiveCore(options, planner);
+  return {
+    specificationVersion: 'v1',
+    name: options.name ?? 'reactive',
+    decide(snapshot) {
+      planner.observe(snapshot);
+      const { workers, fired } = core.workers(snapshot);
       const idleTimeoutSeconds = planner.idleTimeoutSeconds(snapshot);
       return {
         targets: planner.costMode
           ? costSettings(snapshot, idleTimeoutSeconds)
-          : splitNeed(snapshot, held, { idleTimeoutSeconds }),
-        reason: fired.length > 0 ? `fired: ${fired.join(', ')}` : 'demand',
+          : splitNeed(snapshot, workers, { idleTimeoutSeconds }),
+        reason: `${fired.length > 0 ? `fired: ${fired.join(', ')}` : 'demand'}; keep ${planner.keepMs === undefined ? 'n/a' : `${Math.round(planner.keepMs / 1000)} s`}`,
       };
     },
   };

@@ -1,9 +1,8 @@
 import type { ScalingPolicyV1 } from '@comfy-serverless/core';
 import { InvalidArgumentError } from '@comfy-serverless/core';
 import { resolveObjective, type ScalingObjective } from '../objective';
-import { DemandTracker } from './demand-tracker';
-import { splitNeed } from './split-need';
-import { ViolationPriceController } from './warm-pool';
+import { CapacityPlanner } from './capacity-planner';
+import { costSettings, splitNeed } from './split-need';
 
 /** Options of `createTargetTrackingPolicy`. */
 export interface TargetTrackingPolicyOptions {
@@ -53,14 +52,7 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
     });
   const panicWindowMs = minimumWindowMs * (options.panicWindowShare ?? 0.1);
   const panicThreshold = options.panicThreshold ?? 2;
-  const tracker = new DemandTracker();
-  const windowController =
-    objective.kind === 'wait'
-      ? new ViolationPriceController(1, objective.allowedViolationShare * 0.8, 0.1, {
-          min: minimumWindowMs / maximumWindowMs,
-          max: 1,
-        })
-      : undefined;
+  const planner = new CapacityPlanner(objective);
   // Samples of concurrency, oldest first; a window of up to six hours at the decision interval.
   const times: number[] = [];
   const samples: number[] = [];
@@ -70,12 +62,13 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
     specificationVersion: 'v1',
     name: options.name ?? 'target-tracking',
     decide(snapshot) {
-      tracker.update(snapshot);
-      windowController?.observe(tracker.newWaits, objective.waitMs);
-      const caution = windowController?.valuePerSecond ?? 1;
-      const windowMs = minimumWindowMs / caution;
-      // The same caution lowers the jobs per worker aimed at, so that bursts find room.
-      const perWorker = Math.max(0.05, targetPerWorker * Math.sqrt(caution));
+      planner.observe(snapshot);
+      // For a wait objective the stable window is the keep time the planner learns from the
+      // waits jobs get: longer while jobs wait too long, shorter while they do not.
+      const windowMs = Math.min(
+        maximumWindowMs,
+        Math.max(minimumWindowMs, planner.keepMs ?? minimumWindowMs),
+      );
       const now = snapshot.now;
       const concurrency = snapshot.demand.inFlight + snapshot.demand.queueDepth;
       times.push(now);
@@ -98,18 +91,18 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
           panicCount++;
         }
       }
-      const stableDesired = Math.ceil(stableSum / Math.max(1, stableCount) / perWorker - 1e-9);
-      const panicDesired = Math.ceil(panicSum / Math.max(1, panicCount) / perWorker - 1e-9);
+      const stableDesired = Math.ceil(stableSum / Math.max(1, stableCount) / targetPerWorker - 1e-9);
+      const panicDesired = Math.ceil(panicSum / Math.max(1, panicCount) / targetPerWorker - 1e-9);
       let up = 0;
       for (const target of snapshot.targets) up += target.state.runningWorkers;
       if (panicDesired >= panicThreshold * Math.max(1, up)) panicUntil = now + minimumWindowMs;
       let desired = now < panicUntil ? Math.max(previous, panicDesired, stableDesired) : stableDesired;
-      desired = Math.max(desired, concurrency);
+      desired = Math.max(desired, planner.workersFor(snapshot));
       previous = desired;
       return {
-        targets: splitNeed(snapshot, desired, {
-          idleTimeoutSeconds: objective.kind === 'cost' ? 0 : Math.round(snapshot.intervalMs / 1000),
-        }),
+        targets: planner.costMode
+          ? costSettings(snapshot, planner.idleTimeoutSeconds(snapshot))
+          : splitNeed(snapshot, desired, { idleTimeoutSeconds: 0 }),
         reason: `${now < panicUntil ? 'panic' : 'stable'} window ${Math.round(windowMs / 1000)} s`,
       };
     },

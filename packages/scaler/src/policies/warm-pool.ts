@@ -21,36 +21,3 @@ export function worthwhileIdleWorkers(ratePerSecond: number, leadMs: number, val
   }
   return best;
 }
-
-/**
- * Learns the price of a violation online so that the long-run share of jobs waiting
- * longer than the objective settles at `targetShare`: each violation makes idle workers
- * cheaper to justify, each job on time makes them dearer (a stochastic-approximation
- * quantile tracker on the log scale, so it is free of units and of the traffic's size).
- */
-export class ViolationPriceController {
-  private logValue: number;
-
-  constructor(
-    initialValuePerSecond: number,
-    private readonly targetShare: number,
-    private readonly step = 0.1,
-    private readonly bounds = { min: 1e-9, max: 1 },
-  ) {
-    this.logValue = Math.log(initialValuePerSecond);
-  }
-
-  /** Jobs a worker-second must save to be worth keeping, per second. */
-  get valuePerSecond(): number {
-    return Math.exp(this.logValue);
-  }
-
-  /** Feeds the waits of jobs that just started. */
-  observe(waitsMs: readonly number[], waitLimitMs: number): void {
-    for (const wait of waitsMs) {
-      this.logValue +=
-        wait > waitLimitMs ? -this.step * (1 - this.targetShare) : this.step * this.targetShare;
-    }
-    this.logValue = Math.min(Math.log(this.bounds.max), Math.max(Math.log(this.bounds.min), this.logValue));
-  }
-}

@@ -487,7 +487,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
     const current = target.settings;
     const next = { ...current };
     const maxWorkers = clampCount(settings.maxWorkers, target);
-    if (maxWorkers !== undefined) next.maxWorkers = Math.max(1, maxWorkers);
+    if (maxWorkers !== undefined) next.maxWorkers = maxWorkers;
     const minWorkers = clampCount(settings.minWorkers, target);
     if (minWorkers !== undefined) next.minWorkers = Math.min(minWorkers, next.maxWorkers);
     if (settings.desiredWorkers !== undefined)
