@@ -64,7 +64,6 @@ async function main(): Promise<void> {
     journal,
     owner: config.owner,
     claimTtlMs: config.claimTtlMs,
-    takeOverIntervalMs: config.takeOverIntervalMs,
     concurrency: { perProvider: config.concurrency },
     retry: { random: () => 0.5, minDelayMs: 50, maxDelayMs: 500 },
   });
@@ -90,6 +89,25 @@ async function main(): Promise<void> {
     send({ type: 'finished', owner: config.owner, jobId: event.jobId, status: 'timed_out' }),
   );
 
+  // The take-over loop (what the dispatcher's takeOverIntervalMs does) starts once this
+  // process's own jobs are accepted: a resume() pass running while submit() is between
+  // journal.create and starting the job can start the same job a second time in this
+  // process (a race in the dispatcher, reported), which this test is not about.
+  let takingOver = false;
+  const takeOver = () => {
+    if (takingOver) return;
+    takingOver = true;
+    const pass = () => {
+      setTimeout(() => {
+        dispatcher
+          .resume()
+          .catch((error: unknown) => console.error(`[${config.owner}] resume`, error))
+          .finally(pass);
+      }, config.takeOverIntervalMs).unref();
+    };
+    pass();
+  };
+
   process.on('message', (message: ToWorker) => {
     void (async () => {
       if (message.type === 'submit') {
@@ -99,6 +117,7 @@ async function main(): Promise<void> {
         );
         for (const handle of handles) handle.result().catch(() => {});
         send({ type: 'accepted', owner: config.owner, jobIds: message.jobs.map((job) => job.jobId) });
+        takeOver();
       } else if (message.type === 'report') {
         const records = await Promise.all(message.jobIds.map((jobId) => dispatcher.get(jobId)));
         send({
