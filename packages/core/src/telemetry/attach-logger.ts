@@ -160,6 +160,7 @@ export function attachLogger(
     if (event.type === 'routed' || event.type === 'submitted' || event.type === 'started')
       state.providerId = event.providerId;
     if (event.type === 'retrying') state.providerId = event.nextProviderId;
+    const gpuType = gpuTypeOf(providerId);
     const write = () => {
       emit(
         level,
@@ -169,7 +170,7 @@ export function attachLogger(
           execution_id: event.jobId,
           event: `job:${event.type}`,
           ...(providerId === undefined ? {} : { provider_id: providerId }),
-          ...(gpuTypeOf(providerId) === undefined ? {} : { gpu_type: gpuTypeOf(providerId) }),
+          ...(gpuType === undefined ? {} : { gpu_type: gpuType }),
           ...(state.containerId === undefined ? {} : { container_id: state.containerId }),
           ...(state.gpuId === undefined ? {} : { gpu_id: state.gpuId }),
           ...(state.userId === undefined ? {} : { user_id: state.userId }),

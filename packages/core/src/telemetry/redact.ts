@@ -4,6 +4,7 @@ const REDACTED = '[REDACTED]';
 const SECRET_QUERY_PARAMS =
   /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|sig|token|api_key|apikey|key|access_token)=)[^&#\s"']*/gi;
 const BEARER = /(bearer\s+)[A-Za-z0-9._~+/=-]{6,}/gi;
+const MAY_HOLD_TOKEN = /=|bearer/i;
 
 /** Object keys whose values are secrets whatever they hold. */
 const SECRET_KEYS =
@@ -16,8 +17,11 @@ const SECRET_KEYS =
 export function redactSecrets(text: string, secrets: Iterable<string | undefined> = []): string {
   let result = text;
   for (const secret of secrets) {
-    if (secret !== undefined && secret.length >= 4) result = result.split(secret).join(REDACTED);
+    if (secret !== undefined && secret.length >= 4 && result.includes(secret))
+      result = result.split(secret).join(REDACTED);
   }
+  // Most log text has neither a query parameter nor a bearer token: skip the two replacements.
+  if (!MAY_HOLD_TOKEN.test(result)) return result;
   return result.replace(SECRET_QUERY_PARAMS, `$1${REDACTED}`).replace(BEARER, `$1${REDACTED}`);
 }
 
@@ -52,7 +56,8 @@ function walk(value: unknown, secrets: readonly string[], depth: number, seen: W
     const source: Record<string, unknown> =
       value instanceof Error ? errorFields(value) : (value as Record<string, unknown>);
     const copy: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(source)) {
+    for (const key of Object.keys(source)) {
+      const item = source[key];
       if (SECRET_KEYS.test(key) && item !== undefined && item !== null && item !== '') {
         copy[key] = REDACTED;
         continue;
