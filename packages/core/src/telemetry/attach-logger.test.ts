@@ -252,6 +252,23 @@ describe('attachLogger', () => {
     expect(() => attachLogger(fake, captureLogger().logger, { service: '' })).toThrow(/service/);
   });
 
+  it('takes the user id from a queued event that carries metadata, without reading the journal', () => {
+    const fake = createFakeDispatcher();
+    let reads = 0;
+    const journal = {
+      ...fake.journal,
+      get: async () => {
+        reads += 1;
+        return undefined;
+      },
+    };
+    const { lines, logger } = captureLogger();
+    attachLogger({ events: fake.events, journal }, logger, { service: 's' });
+    fake.emit({ type: 'queued', jobId: 'm', at: 0, metadata: { userId: 'from-event' } } as never);
+    expect(reads).toBe(0);
+    expect(lines[0]).toMatchObject({ execution_id: 'm', user_id: 'from-event' });
+  });
+
   it("holds a job's lines in order until its metadata is read", async () => {
     const fake = createFakeDispatcher();
     let release: (() => void) | undefined;

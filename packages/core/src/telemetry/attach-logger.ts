@@ -108,11 +108,13 @@ export function attachLogger(
     }
   };
 
-  const stateOf = (jobId: string): JobLogState => {
+  const stateOf = (jobId: string, metadata?: unknown): JobLogState => {
     let state = jobs.get(jobId);
     if (state !== undefined) return state;
+    const known =
+      metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : undefined;
     state = {
-      userId: undefined,
+      userId: typeof known?.[userIdKey] === 'string' ? (known[userIdKey] as string) : undefined,
       providerId: undefined,
       containerId: undefined,
       gpuId: undefined,
@@ -120,7 +122,8 @@ export function attachLogger(
     };
     jobs.set(jobId, state);
     const journal = dispatcher.journal;
-    if (journal !== undefined) {
+    // An event that carries the job's metadata spares a journal read (a round trip with Redis).
+    if (journal !== undefined && known === undefined) {
       const held: Array<() => void> = [];
       state.pending = held;
       const settle = (userId: string | undefined) => {
@@ -246,7 +249,10 @@ export function attachLogger(
   };
 
   return subscribe(dispatcher, {
-    'job:queued': (event) => jobLine(event, 'info', {}, 'job queued'),
+    'job:queued': (event) => {
+      stateOf(event.jobId, (event as typeof event & { metadata?: unknown }).metadata);
+      jobLine(event, 'info', {}, 'job queued');
+    },
     'job:routed': (event) =>
       jobLine(event, 'info', { candidates: event.candidates }, `job routed to ${event.providerId}`),
     'job:submitted': (event) =>
