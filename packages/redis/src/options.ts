@@ -52,3 +52,13 @@ export function checkMilliseconds(
     });
   }
 }
+
+/** Throws `InvalidArgumentError` unless the value is a whole number >= `minimum`. */
+export function checkCount(argument: string, value: unknown, minimum: number): asserts value is number {
+  if (!(typeof value === 'number' && Number.isInteger(value) && value >= minimum)) {
+    throw new InvalidArgumentError({
+      argument,
+      message: `Option "${argument}" must be a whole number >= ${minimum}; got ${describe(value)}.`,
+    });
+  }
+}

@@ -1,6 +1,6 @@
 import { type DemandSnapshot, InvalidArgumentError } from '@comfy-serverless/core';
 import type { Redis } from 'ioredis';
-import { checkMilliseconds, checkName, checkRedis } from './options';
+import { checkCount, checkMilliseconds, checkName, checkRedis } from './options';
 import { RedisScript } from './redis-script';
 
 /** The load one process reports: what its dispatcher has queued and running. */
@@ -130,9 +130,9 @@ export function createRedisMetricWindows(options: RedisMetricWindowsOptions): Re
   const bucketMs = options.bucketMs ?? 10_000;
   checkMilliseconds('bucketMs', bucketMs, 1);
   const bucketCount = options.bucketCount ?? 360;
-  checkMilliseconds('bucketCount', bucketCount, 1);
+  checkCount('bucketCount', bucketCount, 1);
   const sampleLimit = options.sampleLimit ?? 1_000;
-  checkMilliseconds('sampleLimit', sampleLimit, 1);
+  checkCount('sampleLimit', sampleLimit, 1);
   const loadTtlMs = options.loadTtlMs ?? 30_000;
   checkMilliseconds('loadTtlMs', loadTtlMs, 1);
   if (options.now !== undefined && typeof options.now !== 'function') {
