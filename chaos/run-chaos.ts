@@ -72,6 +72,8 @@ export interface ChaosReport {
   crash: { killedAfterAccepted: number; resumedJobs: number } | undefined;
   outage: { provider: string; clockMs: number; afterAccepted: number };
   submissionsUnknown: number;
+  /** SubmissionUnknownError jobs by the provider they were being sent to. */
+  unknownByProvider: Record<string, number>;
 }
 
 const TYPED_ERRORS = new Set([
@@ -264,6 +266,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const emptyResults: string[] = [];
     const records = new Map<string, JobRecord>();
     let submissionsUnknown = 0;
+    const unknownByProvider: Record<string, number> = {};
     for (const job of plan.jobs) {
       const record = await journal.get(job.jobId);
       if (record === undefined || !isTerminalStatus(record.status)) {
@@ -279,7 +282,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       }
       const name = record.error?.name ?? 'none';
       add(byError, name);
-      if (name === 'SubmissionUnknownError') submissionsUnknown += 1;
+      if (name === 'SubmissionUnknownError') {
+        submissionsUnknown += 1;
+        add(unknownByProvider, (record.error?.providerId ?? 'unknown').split(':')[0] ?? 'unknown');
+      }
       if (!TYPED_ERRORS.has(name)) untyped.push({ jobId: job.jobId, name });
     }
 
@@ -346,6 +352,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       crash: crashed,
       outage: { provider: plan.outageOf, clockMs: outageMs, afterAccepted: plan.outageAfterAccepted },
       submissionsUnknown,
+      unknownByProvider,
     };
   } finally {
     for (const child of children) child.kill('SIGKILL');
@@ -376,6 +383,11 @@ export function formatReport(report: ChaosReport): string {
       .map(([kind, count]) => `${kind} ${count}`)
       .join(', ')}`,
     `  outage: ${report.outage.provider} for ${report.outage.clockMs} clock ms after ${report.outage.afterAccepted} jobs`,
+    `  sent when the host died (SubmissionUnknownError): ${
+      Object.entries(report.unknownByProvider)
+        .map(([provider, count]) => `${provider} ${count}`)
+        .join(', ') || 'none'
+    }`,
     `  crash: ${report.crash ? `host killed after ${report.crash.killedAfterAccepted} accepted, ${report.crash.resumedJobs} resumed by the new host` : 'none'}`,
     `  replay: CHAOS_SEED=${report.seed}`,
   ];
