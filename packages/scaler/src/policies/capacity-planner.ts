@@ -140,11 +140,19 @@ export class CapacityPlanner {
       if (snapshot.now - since < keepMs / rank) keep = rank;
       else break;
     }
-    const wanted = Math.max(base + keep, floor);
-    // The platform stops the longest-idle workers first; forget them now.
-    const kept = Math.max(0, wanted - base);
+    return Math.max(base + keep, floor);
+  }
+
+  /**
+   * Records the worker count finally asked for: the platform stops the longest-idle
+   * workers above it, so they are forgotten now. Call once per decision.
+   */
+  commit(snapshot: ScalingSnapshot, workers: number): void {
+    if (this.objective.kind === 'cost') return;
+    const demand = snapshot.demand;
+    const base = demand.inFlight + Math.max(demand.queueDepth, pendingWorkers(snapshot));
+    const kept = Math.max(0, workers - base);
     if (this.idleSince.length > kept) this.idleSince.splice(0, this.idleSince.length - kept);
-    return wanted;
   }
 
   /** True in cost mode, where the policy sets no floor and tunes the idle timeout instead. */

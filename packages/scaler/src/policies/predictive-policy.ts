@@ -66,7 +66,6 @@ export function createPredictivePolicy(options: PredictivePolicyOptions = {}): S
     name: options.name ?? 'predictive',
     decide(snapshot) {
       planner.observe(snapshot);
-      const floor = reactive.workers(snapshot).workers;
       let forecastRate = 0;
       if (forecaster.observations >= warmUpHours && !Number.isNaN(lastHourStart)) {
         // Hours from the next unobserved one to the end of the horizon.
@@ -74,10 +73,13 @@ export function createPredictivePolicy(options: PredictivePolicyOptions = {}): S
         for (let step = 1; step <= last; step++)
           forecastRate = Math.max(forecastRate, forecaster.forecast(step, confidence).upper / 3600);
       }
+      const floor = reactive.workers(snapshot).workers;
       const tracker = planner.tracker;
-      const busyExpected = Math.ceil((forecastRate * tracker.serviceMs) / 1000 - 1e-9);
-      const planned = planner.workersFor(snapshot, busyExpected);
-      const desired = Math.max(floor, planned);
+      // Whole workers the forecast keeps busy (Little's law on the upper bound of the rate);
+      // the fraction above is left to the keep time, which prices it against late jobs.
+      const busyExpected = Math.floor((forecastRate * tracker.serviceMs) / 1000);
+      const desired = Math.max(floor, busyExpected);
+      planner.commit(snapshot, desired);
       const idleTimeoutSeconds = planner.idleTimeoutSeconds(snapshot);
       return {
         // In cost mode the forecast does not start workers: it cannot pay for the cold start it

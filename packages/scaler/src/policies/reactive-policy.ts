@@ -145,6 +145,7 @@ export function createReactivePolicy(options: ReactivePolicyOptions = {}): Scali
     decide(snapshot) {
       planner.observe(snapshot);
       const { workers, fired } = core.workers(snapshot);
+      planner.commit(snapshot, workers);
       const idleTimeoutSeconds = planner.idleTimeoutSeconds(snapshot);
       return {
         targets: planner.costMode

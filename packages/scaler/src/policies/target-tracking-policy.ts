@@ -99,6 +99,7 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
       let desired = now < panicUntil ? Math.max(previous, panicDesired, stableDesired) : stableDesired;
       desired = Math.max(desired, planner.workersFor(snapshot));
       previous = desired;
+      planner.commit(snapshot, desired);
       return {
         targets: planner.costMode
           ? costSettings(snapshot, planner.idleTimeoutSeconds(snapshot))

@@ -55,7 +55,7 @@ export interface SimulationOptions {
    * @default 60
    */
   demandBuckets?: number;
-  /** Recent waits and execution times in the demand snapshot (the dispatcher keeps 1000). @default 256 */
+  /** Recent waits and execution times in the demand snapshot (the dispatcher keeps 1000; policies read the newest). @default 64 */
   sampleLimit?: number;
   /** Seed of the cold-start draws. @default 1 */
   seed?: number;
@@ -216,7 +216,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       message: `bucketMs must be > 0, got ${bucketMs}.`,
     });
   const demandBuckets = Math.max(1, Math.floor(options.demandBuckets ?? 60));
-  const sampleLimit = Math.max(1, Math.floor(options.sampleLimit ?? 256));
+  const sampleLimit = Math.max(1, Math.floor(options.sampleLimit ?? 64));
   const waitThresholdMs = options.waitThresholdMs ?? 10_000;
   const random = createRandom(options.seed ?? 1);
 
