@@ -81,12 +81,10 @@ describe('disk model cache against hostile model names', () => {
     Math.max(20_000, RUNS * 2),
   );
 
-  // BUG (found by this suite): disk-cache.ts pathOf (through assertSafeModelName) accepts `.`
-  // segments, so a model named `.` or `./.` resolves to the folder itself and `a/.` to the same
-  // path as a model named `a`: ensure() would then try to rename a download onto a directory
-  // and fail with a raw fs error. Such names should be refused with UnsafeModelPathError.
-  it.fails('refuses model names that resolve to the folder itself', () => {
-    for (const modelName of ['.', './.', 'a/.'])
+  // Found by this suite: `.` segments made a model named `.` or `./.` resolve to the folder
+  // itself and `a/.` to the same path as `a`. pathOf now refuses `.` and empty segments.
+  it('refuses model names that resolve to the folder itself', () => {
+    for (const modelName of ['.', './.', 'a/.', 'a//b', 'sub/'])
       expect(() => cache.pathOf({ name: modelName, folder: 'checkpoints' }), modelName).toThrow(
         UnsafeModelPathError,
       );

@@ -1,7 +1,12 @@
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Clock } from '../spec/clock';
-import { ConfigurationError, InvalidArgumentError, InvalidResponseError } from '../spec/errors';
+import {
+  ConfigurationError,
+  InvalidArgumentError,
+  InvalidResponseError,
+  UnsafeModelPathError,
+} from '../spec/errors';
 import type { ModelRef } from '../spec/job';
 import type { ModelCacheStatus } from '../spec/model-loader-v1';
 import { systemClock } from '../util/clock';
@@ -205,7 +210,16 @@ export function createDiskModelCache(options: DiskModelCacheOptions): DiskModelC
         message: `The folder "${model.folder}" must be one plain folder name (checkpoints, loras, ...).`,
       });
     }
-    return join(dir, model.folder, ...model.name.replaceAll('\\', '/').split('/'));
+    const segments = model.name.replaceAll('\\', '/').split('/');
+    // The workflow check lets `.` and empty segments through (harmless in a workflow), but as
+    // a path `a/.` is the file `a` and `.` the folder itself: a file must have one spelling.
+    if (segments.some((segment) => segment === '.' || segment === '')) {
+      throw new UnsafeModelPathError({
+        message: `Model name ${JSON.stringify(model.name)} is refused because it has an empty or '.' path segment. Use a name such as "sdxl/base.safetensors".`,
+        modelName: model.name,
+      });
+    }
+    return join(dir, model.folder, ...segments);
   };
 
   const partialPathOf = (model: ModelRef): string =>

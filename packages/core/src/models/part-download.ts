@@ -269,9 +269,13 @@ async function downloadVersion(
     let firstError: unknown;
     const writeBufferBytes = options.writeBufferBytes ?? MEBIBYTE;
     const worker = async () => {
-      // One buffer per worker, reused for every part: incoming chunks are copied into it and
-      // die young, so the garbage collector never sees megabytes of promoted chunks.
-      const slab = Buffer.allocUnsafe(writeBufferBytes);
+      // Two buffers per worker, reused for every part: incoming chunks are copied into one
+      // while the other is being written, so the socket keeps flowing during disk writes,
+      // and chunks die young, so the garbage collector never sees megabytes of them promoted.
+      const slabs: [Buffer, Buffer] = [
+        Buffer.allocUnsafe(writeBufferBytes),
+        Buffer.allocUnsafe(writeBufferBytes),
+      ];
       for (;;) {
         if (controller.signal.aborted) return;
         const index = queue.shift();
@@ -283,7 +287,7 @@ async function downloadVersion(
             { start: index * partSizeBytes, length: partLength(index), sizeBytes, etag },
             controller.signal,
             report,
-            slab,
+            slabs,
           );
           completed.add(index);
           flushInBackground();
@@ -326,7 +330,7 @@ async function downloadPart(
   part: { start: number; length: number; sizeBytes: number; etag: string | undefined },
   signal: AbortSignal,
   report: (bytes: number, fresh: boolean) => void,
-  slab: Buffer,
+  slabs: [Buffer, Buffer],
 ): Promise<void> {
   const { start, length, sizeBytes, etag } = part;
   let written = 0;
@@ -339,36 +343,51 @@ async function downloadPart(
         sizeBytes,
         ...(etag === undefined ? {} : { etag }),
       });
+      let [current, spare] = slabs;
       let used = 0;
-      const flush = async () => {
+      // Bytes taken from the stream: written, being written, or waiting in `current`.
+      let accepted = written;
+      let writing: Promise<void> | undefined;
+      // Starts writing `current` once the previous write is done (one write in flight per
+      // part, in order, so `written` always counts a contiguous prefix of the part).
+      const startWrite = async () => {
+        if (writing !== undefined) await writing;
         if (used === 0) return;
+        const buffer = current;
         const bytes = used;
+        const position = start + written;
         used = 0;
-        await handle.write(slab, 0, bytes, start + written);
-        written += bytes;
-        report(bytes, true);
+        current = spare;
+        spare = buffer;
+        writing = handle.write(buffer, 0, bytes, position).then(() => {
+          written += bytes;
+          writing = undefined;
+          report(bytes, true);
+        });
       };
       try {
         for await (const chunk of stream) {
-          if (written + used + chunk.byteLength > length) {
+          if (accepted + chunk.byteLength > length) {
             used = 0;
             throw new InvalidResponseError({
               message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
             });
           }
+          accepted += chunk.byteLength;
           let offset = 0;
           while (offset < chunk.byteLength) {
-            const take = Math.min(chunk.byteLength - offset, slab.length - used);
-            slab.set(chunk.subarray(offset, offset + take), used);
+            const take = Math.min(chunk.byteLength - offset, current.length - used);
+            current.set(chunk.subarray(offset, offset + take), used);
             used += take;
             offset += take;
-            if (used === slab.length) await flush();
+            if (used === current.length) await startWrite();
           }
           signal.throwIfAborted();
         }
       } finally {
         // Bytes that arrived before a broken stream are good: keep them, so the retry asks only for the rest.
-        await flush();
+        await startWrite();
+        await writing;
       }
       if (written < length) {
         throw new ApiCallError({
