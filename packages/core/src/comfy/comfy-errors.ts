@@ -44,7 +44,8 @@ export function toComfyValidationError(
     }
   }
   const firstType = nodeErrors[0]?.type ?? topType;
-  const advice = ADVICE[firstType] ?? ADVICE[topType] ?? 'fix the workflow and submit it again';
+  const adviceFor = (type: string) => (Object.hasOwn(ADVICE, type) ? ADVICE[type] : undefined);
+  const advice = adviceFor(firstType) ?? adviceFor(topType) ?? 'fix the workflow and submit it again';
   const described = nodeErrors
     .slice(0, 3)
     .map(

@@ -259,11 +259,9 @@ describe(`ComfyUI parsers under fuzzing (${RUNS} cases each)`, () => {
     TIMEOUT_MS,
   );
 
-  // BUG (found by this suite): outputs.ts mimeOfFilename looks the extension up in a plain
-  // object, so `__proto__` gives Object.prototype and `x.constructor` gives Function; listOutputs
-  // then throws a TypeError (mime.startsWith is not a function) on a history entry naming such a
-  // file. It should give 'application/octet-stream' (an own-property lookup or a Map).
-  it.fails('mimeOfFilename gives a string for names ending in an Object.prototype key', () => {
+  // Found by this suite: `__proto__` and `x.constructor` used to give Object.prototype and
+  // Function; the extension lookup is now an own-property lookup.
+  it('mimeOfFilename gives a string for names ending in an Object.prototype key', () => {
     for (const name of ['__proto__', 'render.constructor', 'a.toString', 'b.hasOwnProperty'])
       expect(typeof mimeOfFilename(name), name).toBe('string');
   });

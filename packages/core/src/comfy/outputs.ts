@@ -47,7 +47,10 @@ const MIME_BY_EXTENSION: Record<string, string> = {
 /** The MIME type of a file name, from its extension. */
 export function mimeOfFilename(filename: string): string {
   const extension = filename.split('.').pop()?.toLowerCase() ?? '';
-  return MIME_BY_EXTENSION[extension] ?? 'application/octet-stream';
+  // An own-property lookup: a name ending in `.constructor` or `__proto__` is just a file.
+  return Object.hasOwn(MIME_BY_EXTENSION, extension)
+    ? MIME_BY_EXTENSION[extension]!
+    : 'application/octet-stream';
 }
 
 function kindOfMime(mime: string): OutputKind {

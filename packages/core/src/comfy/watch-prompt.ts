@@ -87,6 +87,28 @@ type Input =
   | { kind: 'state'; state: ComfySocketState }
   | { kind: 'poll' };
 
+/**
+ * How a queued socket message may merge with a later one: a key (the later replaces the
+ * earlier), undefined (it never merges), or null (the watch ignores it: not kept at all).
+ */
+function coalescingKey(message: ComfySocketMessage): string | null | undefined {
+  switch (message.type) {
+    case 'status':
+    case 'unknown':
+      return null;
+    case 'progress':
+      return `progress:${message.promptId ?? ''}:${message.nodeId ?? ''}`;
+    case 'progress_state':
+      return `progress_state:${message.promptId}`;
+    case 'preview':
+      return `preview:${message.promptId ?? ''}:${message.nodeId ?? ''}`;
+    case 'text':
+      return `text:${message.nodeId}`;
+    default:
+      return undefined;
+  }
+}
+
 function nodeCountOf(prompt: unknown): number | undefined {
   return prompt !== null && typeof prompt === 'object' ? Object.keys(prompt).length : undefined;
 }
@@ -175,13 +197,48 @@ export async function* watchPrompt(
   const maxPollFailures = options.maxPollFailures ?? 5;
   const tracker = createProgressTracker(options.totalNodes ? { totalNodes: options.totalNodes } : {});
 
+  // Inputs wait here while the consumer is busy. To keep it bounded against a server that
+  // floods (progress per step, previews, monitor extensions), messages the watch ignores are
+  // not kept, a poll is queued at most once, and within a run of progress, preview and text
+  // messages only the latest of each kind (per node) is kept.
   const inbox: Input[] = [];
+  const coalescing = new Map<string, Input & { kind: 'message' }>();
+  let pollQueued = false;
   let wake: (() => void) | undefined;
   const push = (input: Input) => {
+    if (input.kind === 'poll') {
+      if (pollQueued) return;
+      pollQueued = true;
+    } else if (input.kind === 'message') {
+      const key = coalescingKey(input.message);
+      if (key === null) return;
+      if (key !== undefined) {
+        const queued = coalescing.get(key);
+        if (queued !== undefined) {
+          queued.message = input.message;
+          return;
+        }
+        coalescing.set(key, input);
+      } else {
+        // Anything else keeps its place in the order: nothing after it merges into what came before.
+        coalescing.clear();
+      }
+    } else {
+      coalescing.clear();
+    }
     inbox.push(input);
     const resume = wake;
     wake = undefined;
     resume?.();
+  };
+  const take = (): Input | undefined => {
+    const input = inbox.shift();
+    if (input?.kind === 'poll') pollQueued = false;
+    if (input?.kind === 'message') {
+      const key = coalescingKey(input.message);
+      if (key !== undefined && key !== null && coalescing.get(key) === input) coalescing.delete(key);
+    }
+    return input;
   };
 
   let socketState: ComfySocketState = 'connecting';
@@ -217,7 +274,7 @@ export async function* watchPrompt(
   const nextInput = async (): Promise<Input> => {
     for (;;) {
       if (signal?.aborted) throw signal.reason;
-      const input = inbox.shift();
+      const input = take();
       if (input) return input;
       await new Promise<void>((resolve) => {
         const onAbort = () => resolve();

@@ -79,14 +79,9 @@ describe('self-hosted submission when the answer to /prompt is lost', () => {
     });
   });
 
-  // BUG (found by the chaos suite): self-hosted.ts doSubmit, on the dispatcher's retry of the
-  // same attempt, looks for an earlier submission of the same prompt id only in each server's
-  // /queue; a prompt that already ran to the end is in /history instead, so it is queued again
-  // (on the same or another server) and runs twice. `landed()` checks history, but only once
-  // and gives up when that check fails. doSubmit should also look the prompt id up in each
-  // server's /history (or always send a job's attempt to the same server, whose history it
-  // checks), and the dispatcher should not resend an ambiguous submission (see the RunPod case).
-  it.fails('runs the job once when the answer to /prompt is lost after ComfyUI ran it', async () => {
+  // Found by the chaos suite: a retry of the same attempt used to look for the earlier
+  // submission only in /queue; a prompt that already ran is in /history, and is now found there.
+  it('runs the job once when the answer to /prompt is lost after ComfyUI ran it', async () => {
     expect(await runOnce(loseFirstPromptAnswer())).toEqual({ status: 'completed', executions: 1 });
   });
 });

@@ -360,7 +360,22 @@ describe('self-hosted submission is idempotent per job and attempt', () => {
 });
 
 describe('self-hosted: a job id submitted again after it finished', () => {
-  it('runs again and returns the new outputs, never the earlier run from history', async () => {
+  it('with the same workflow, returns the finished run instead of running it again', async () => {
+    const [server] = await start({});
+    const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch });
+    const job = request();
+    server!.arrange({ type: 'succeed', outputs: { '9': { images: [{ filename: 'first.png' }] } } });
+    const first = await provider.doSubmit(job);
+    await server!.idle();
+    const again = await provider.doSubmit(job);
+    expect(again).toMatchObject({ remoteId: first.remoteId, data: { clientId: first.data?.['clientId'] } });
+    const last = (await watchAll(provider, again)).at(-1);
+    if (last?.type !== 'completed') throw new Error(`expected completed, got ${last?.type}`);
+    expect(last.outputs?.map((output) => output.filename)).toEqual(['first.png']);
+    expect(server!.stats.executions).toBe(1);
+  });
+
+  it('with another workflow, runs again and never returns the earlier run from history', async () => {
     const [server] = await start({});
     const provider = createSelfHosted({ servers: [server!.url], gpu: 'L4-24GB', watch: fastWatch });
     const job = request();
@@ -368,15 +383,16 @@ describe('self-hosted: a job id submitted again after it finished', () => {
     const first = await provider.doSubmit(job);
     await server!.idle();
     server!.arrange({ type: 'run-until-cancelled' });
-    const second = await provider.doSubmit(job);
+    const second = await provider.doSubmit({
+      ...job,
+      workflow: sampleWorkflow({ prompt: 'a different picture' }),
+    });
     expect(second.remoteId).toBe(first.remoteId);
     await until(() => server!.queue().running.length === 1);
-    server!.arrange({ type: 'succeed' });
     const watching = watchAll(provider, second);
     await new Promise((resolve) => setTimeout(resolve, 60));
     server!.release();
-    const events = await watching;
-    const last = events.at(-1);
+    const last = (await watching).at(-1);
     if (last?.type !== 'completed') throw new Error(`expected completed, got ${last?.type}`);
     expect(last.outputs?.map((output) => output.filename)).not.toContain('first.png');
     expect(server!.stats.executions).toBe(2);

@@ -164,6 +164,22 @@ function promptIdFor(providerId: string, jobId: string, attempt: number): string
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+/** Whether two JSON values are equal, whatever the order of object keys. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((item, index) => sameJson(item, b[index]));
+  const aRecord = a as Record<string, unknown>;
+  const bRecord = b as Record<string, unknown>;
+  const keys = Object.keys(aRecord);
+  return (
+    keys.length === Object.keys(bRecord).length &&
+    keys.every((key) => Object.hasOwn(bRecord, key) && sameJson(aRecord[key], bRecord[key]))
+  );
+}
+
 /** After a submission failed without an answer, whether the server took it anyway. */
 async function landed(client: ComfyClient, promptId: string, error: unknown): Promise<boolean> {
   const unanswered =
@@ -294,6 +310,45 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
   };
 
   /**
+   * An earlier submission of this job and attempt with the same workflow, still queued or
+   * already in a server's history: a retry after a lost answer must not run it again.
+   */
+  const findEarlierSubmission = async (
+    ranked: Awaited<ReturnType<typeof rankServers>>,
+    promptId: string,
+    prompt: ApiWorkflow,
+    signal?: AbortSignal,
+  ): Promise<{ server: string; clientId: string } | undefined> => {
+    for (const entry of ranked) {
+      const found = [...entry.queue.running, ...entry.queue.pending].find(
+        (item) => item.promptId === promptId,
+      );
+      const clientId = found?.extraData?.['client_id'];
+      if (typeof clientId === 'string' && sameJson(found?.prompt, prompt))
+        return { server: entry.server, clientId };
+    }
+    const inHistory = await Promise.all(
+      ranked.map(async (entry) => {
+        try {
+          const history = await clientFor(entry.server).getHistory(promptId, {
+            signal: withTimeout(signal, checkTimeoutMs),
+          });
+          const queued = Array.isArray(history?.prompt) ? history.prompt : undefined;
+          const extraData = queued?.[3] as Record<string, unknown> | undefined;
+          const clientId = extraData?.['client_id'];
+          return typeof clientId === 'string' && sameJson(queued?.[2], prompt)
+            ? { server: entry.server, clientId }
+            : undefined;
+        } catch {
+          if (signal?.aborted) throw signal.reason;
+          return undefined;
+        }
+      }),
+    );
+    return inHistory.find((found) => found !== undefined);
+  };
+
+  /**
    * The server to run on: the least loaded that passes preflight. A server whose
    * `/object_info` cannot be read is still a candidate (ComfyUI validates on submit).
    */
@@ -363,19 +418,14 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         // servers that keep a client-chosen prompt id).
         const promptId = promptIdFor(id, request.jobId, request.attempt);
         const ranked = await rankServers(signal);
-        for (const entry of ranked) {
-          const found = [...entry.queue.running, ...entry.queue.pending].find(
-            (item) => item.promptId === promptId,
-          );
-          const foundClientId = found?.extraData?.['client_id'];
-          if (typeof foundClientId === 'string') {
-            const data: SelfHostedRefData = {
-              server: entry.server,
-              clientId: foundClientId,
-              submittedAt: clock.now(),
-            };
-            return { remoteId: promptId, data: { ...data } };
-          }
+        const expectedNames = new Map(
+          (request.images ?? []).map((image) => [image.name, uploadName(request.jobId, image.name)]),
+        );
+        const expectedPrompt = expectedNames.size > 0 ? renameInput(workflow, expectedNames) : workflow;
+        const earlier = await findEarlierSubmission(ranked, promptId, expectedPrompt, signal);
+        if (earlier !== undefined) {
+          const data: SelfHostedRefData = { ...earlier, submittedAt: clock.now() };
+          return { remoteId: promptId, data: { ...data } };
         }
         const server = await choose(
           request,

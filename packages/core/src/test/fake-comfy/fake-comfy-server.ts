@@ -358,7 +358,7 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
         const extension = file.filename.split('.').pop()?.toLowerCase() ?? '';
         files.set(fileKey(type, subfolder, file.filename), {
           data: toBytes(file.data),
-          mime: MIME[extension] ?? 'application/octet-stream',
+          mime: Object.hasOwn(MIME, extension) ? MIME[extension]! : 'application/octet-stream',
         });
         return { filename: file.filename, subfolder, type, ...(file.format ? { format: file.format } : {}) };
       });
@@ -848,7 +848,7 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
       const types = nodeTypes();
       const name = objectInfoMatch[1] ? decodeURIComponent(objectInfoMatch[1]) : undefined;
       if (name === undefined) sendJson(response, 200, types);
-      else sendJson(response, 200, types[name] ? { [name]: types[name] } : {});
+      else sendJson(response, 200, Object.hasOwn(types, name) ? { [name]: types[name] } : {});
       return;
     }
     if (path === '/system_stats' && method === 'GET') {
@@ -886,7 +886,7 @@ export async function startFakeComfyServer(options: FakeComfyServerOptions = {})
     const modelsMatch = /^\/models\/([^/]+)$/.exec(path);
     if (modelsMatch && method === 'GET') {
       const folder = decodeURIComponent(modelsMatch[1] ?? '');
-      const list = models[folder];
+      const list = Object.hasOwn(models, folder) ? models[folder] : undefined;
       if (list === undefined) response.writeHead(404, { 'content-type': 'text/plain' }).end('404: Not Found');
       else sendJson(response, 200, list);
       return;

@@ -17,7 +17,10 @@ export function outputNodesOf(
 ): string[] {
   return Object.entries(prompt)
     .filter(
-      ([, node]) => typeof node.class_type === 'string' && nodeTypes[node.class_type]?.output_node === true,
+      ([, node]) =>
+        typeof node.class_type === 'string' &&
+        Object.hasOwn(nodeTypes, node.class_type) &&
+        nodeTypes[node.class_type]?.output_node === true,
     )
     .map(([id]) => id);
 }
@@ -48,7 +51,7 @@ export function validateFakePrompt(
         node_errors: {},
       };
     }
-    if (nodeTypes[node.class_type] === undefined) {
+    if (!Object.hasOwn(nodeTypes, node.class_type)) {
       return {
         error: topError(
           'invalid_prompt',
