@@ -158,3 +158,36 @@ describe('allocation optimiser', () => {
     expect(() => policy.decide(snapshot({ queueDepth: 5 }, 0, 2))).toThrow(/maxInstances/);
   });
 });
+
+describe('learning from the waits jobs get', () => {
+  it('keeps idle workers longer after late jobs, and not at all in cost mode with long gaps', async () => {
+    const { buildTrace, simulate } = await import('../sim/index');
+    // Sessions of three jobs 20 s apart, an hour apart: a late job at every session start.
+    const arrivals: number[] = [];
+    for (let session = 0; session < 48; session++)
+      for (let job = 0; job < 3; job++) arrivals.push(session * 3_600_000 + job * 20_000);
+    const trace = buildTrace(
+      arrivals,
+      arrivals.map(() => 15_000),
+    );
+    const pool = { id: 'pool', usdPerSecond: 0.001, coldStart: 20_000, maxWorkers: 10 };
+    const strict = simulate({
+      trace,
+      policy: createReactivePolicy({ objective: { waitMs: 10_000, share: 0.99 } }),
+      targets: [pool],
+    });
+    const loose = simulate({
+      trace,
+      policy: createReactivePolicy({ objective: { waitMs: 10_000, share: 0.5 } }),
+      targets: [pool],
+    });
+    const cost = simulate({
+      trace,
+      policy: createReactivePolicy({ objective: { mode: 'cost' } }),
+      targets: [pool],
+    });
+    expect(strict.shareWithin10s).toBeGreaterThan(loose.shareWithin10s);
+    expect(strict.gpuSeconds).toBeGreaterThan(loose.gpuSeconds);
+    expect(cost.gpuSeconds).toBeLessThanOrEqual(loose.gpuSeconds);
+  });
+});
