@@ -35,6 +35,5 @@ export type { ReactivePolicyOptions, ReactiveTrigger } from './policies/reactive
 export { createReactivePolicy } from './policies/reactive-policy';
 export type { TargetTrackingPolicyOptions } from './policies/target-tracking-policy';
 export { createTargetTrackingPolicy } from './policies/target-tracking-policy';
-export { worthwhileIdleWorkers } from './policies/warm-pool';
 export type { AllocationConstraint } from './scaler-errors';
 export { InfeasibleAllocationError } from './scaler-errors';

@@ -9,7 +9,6 @@ import { createRandom } from '../sim/random';
 import { createPredictivePolicy } from './predictive-policy';
 import { createReactivePolicy } from './reactive-policy';
 import { createTargetTrackingPolicy } from './target-tracking-policy';
-import { worthwhileIdleWorkers } from './warm-pool';
 
 function snapshot(
   overrides: Partial<ScalingSnapshot['demand']> = {},
@@ -74,16 +73,6 @@ describe('policies', () => {
       return results;
     };
     expect(run()).toEqual(run());
-  });
-});
-
-describe('worthwhileIdleWorkers', () => {
-  it('keeps more workers as the rate grows and fewer as they get dearer', () => {
-    expect(worthwhileIdleWorkers(0, 20_000, 0.001)).toBe(0);
-    const low = worthwhileIdleWorkers(0.01, 20_000, 0.001);
-    const high = worthwhileIdleWorkers(1, 20_000, 0.001);
-    expect(high).toBeGreaterThan(low);
-    expect(worthwhileIdleWorkers(1, 20_000, 0.1)).toBeLessThan(high);
   });
 });
 
