@@ -19,10 +19,12 @@ import {
   ApiCallError,
   defaultGpuPrice,
   InvalidArgumentError,
+  mayHaveBeenReceived,
   PayloadTooLargeError,
   redactSecrets,
   requestJson,
   resolveGpu,
+  SubmissionUnknownError,
   sleep,
   systemClock,
   withRetry,
@@ -570,18 +572,33 @@ export function createRunpod(settings: RunpodSettings): RunpodProvider {
         jobId: request.jobId,
       });
     }
-    const answer = await call({
-      endpoint: endpointId,
-      route: '/run',
-      path: '/run',
-      method: 'POST',
-      body,
-      schema: runResponseSchema,
-      signal: options.signal,
-      only429: true,
-      jobId: request.jobId,
-      timeoutMs: Math.max(requestTimeoutMs, 120_000),
-    });
+    let answer: z.infer<typeof runResponseSchema>;
+    try {
+      answer = await call({
+        endpoint: endpointId,
+        route: '/run',
+        path: '/run',
+        method: 'POST',
+        body,
+        schema: runResponseSchema,
+        signal: options.signal,
+        only429: true,
+        jobId: request.jobId,
+        timeoutMs: Math.max(requestTimeoutMs, 120_000),
+      });
+    } catch (error) {
+      // /run has no idempotency key: an answer lost after RunPod read the request may
+      // hide a job that is queued there. Say so, rather than let anyone send it again.
+      if (mayHaveBeenReceived(error)) {
+        throw new SubmissionUnknownError({
+          message: `RunPod may have accepted job ${request.jobId} on endpoint ${endpointId}, but the answer to /run was lost (${(error as Error).message})`,
+          cause: error,
+          providerId: id,
+          jobId: request.jobId,
+        });
+      }
+      throw error;
+    }
     const prefixes = outputNodesByPrefix(request.workflow);
     return {
       remoteId: answer.id,

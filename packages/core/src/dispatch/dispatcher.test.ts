@@ -631,3 +631,42 @@ describe('createDispatcher across regions', () => {
     }
   });
 });
+
+describe('createDispatcher when the answer to a submission is lost', () => {
+  const lost = () =>
+    new SubmissionUnknownError({ message: 'the answer to /run was lost (ECONNRESET)', providerId: 'a' });
+
+  it('neither resends nor falls back by default, and ends the job with SubmissionUnknownError', async () => {
+    const a = createMockProvider({ id: 'a', pricing: { usdPerSecond: 0.0001 }, doSubmit: lost() });
+    const b = createMockProvider({ id: 'b', pricing: { usdPerSecond: 0.01 } });
+    const dispatcher = createDispatcher({ providers: [a, b], retry: fast });
+    const error = await rejection(dispatcher.runWorkflow(workflow, { jobId: 'lost' }));
+    expect(SubmissionUnknownError.isInstance(error)).toBe(true);
+    expect(a.calls.doSubmit).toHaveLength(1);
+    expect(b.calls.doSubmit).toHaveLength(0);
+    expect((await dispatcher.get('lost'))?.status).toBe('failed');
+  });
+
+  it('finds the job through doLookup and follows it', async () => {
+    const a = {
+      ...createMockProvider({ id: 'a', doSubmit: lost() }),
+      doLookup: async () => ({ remoteId: 'was-accepted' }),
+    };
+    const dispatcher = createDispatcher({ providers: [a], retry: fast });
+    const result = await dispatcher.runWorkflow(workflow);
+    expect(result.providerId).toBe('a');
+    expect(a.calls.doSubmit).toHaveLength(1);
+    expect(a.calls.doWatch).toEqual([{ remoteId: 'was-accepted' }]);
+  });
+
+  it('moves on to another provider when doLookup says the job was never accepted', async () => {
+    const a = {
+      ...createMockProvider({ id: 'a', pricing: { usdPerSecond: 0.0001 }, doSubmit: lost() }),
+      doLookup: async () => undefined,
+    };
+    const b = createMockProvider({ id: 'b', pricing: { usdPerSecond: 0.01 } });
+    const dispatcher = createDispatcher({ providers: [a, b], retry: fast });
+    const result = await dispatcher.runWorkflow(workflow);
+    expect(result.providerId).toBe('b');
+  });
+});

@@ -377,7 +377,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
-  async function markStarted(context: RunContext, state: ProviderState, coldStartMs?: number): Promise<void> {
+  async function markStarted(
+    context: RunContext,
+    state: ProviderState,
+    coldStartMs?: number,
+    workerId?: string,
+  ): Promise<void> {
     if (context.executionStarted) return;
     if (context.admittedTo === state) state.queued -= 1;
     context.executionStarted = true;
@@ -397,6 +402,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       at: context.startedAt,
       providerId: state.provider.id,
       ...(coldStartMs === undefined ? {} : { coldStartMs }),
+      ...(workerId === undefined ? {} : { workerId }),
     });
   }
 
@@ -432,7 +438,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
             case 'queued':
               break;
             case 'started':
-              await markStarted(context, state, event.coldStartMs);
+              await markStarted(context, state, event.coldStartMs, event.workerId);
               break;
             case 'progress':
               run.emit({
@@ -546,17 +552,53 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         },
       );
     } catch (caught) {
-      if (run.signal.aborted) throw run.signal.reason;
       const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
-      noteFailure(state, error);
-      const attempts = [
-        ...context.record.attempts.slice(0, -1),
-        { ...intent, endedAt: clock.now(), error: error.toJSON() },
-      ];
-      context.record = { ...context.record, attempts };
-      await journalSafely(run.id, { attempts });
-      return { kind: 'failed', error, executionStarted: false };
+      if (SubmissionUnknownError.isInstance(error)) {
+        // The platform may have the job though its id never came back: find it, or stop here.
+        const found = await lookUpSubmission(context, state);
+        if (typeof found === 'object') {
+          ref = found;
+        } else {
+          await closeLastAttempt(context, { error: error.toJSON() });
+          if (found === 'unknown') {
+            return {
+              kind: 'failed',
+              error: unknownSubmissionError(
+                context,
+                state,
+                `was sent to ${provider.id} but its answer was lost (${error.message})`,
+              ),
+              executionStarted: true,
+            };
+          }
+          return { kind: 'failed', error, executionStarted: false };
+        }
+      } else {
+        if (run.signal.aborted) throw run.signal.reason;
+        return failSubmission(context, state, error);
+      }
     }
+    return acceptSubmission(context, state, intent, ref);
+  }
+
+  async function failSubmission(
+    context: RunContext,
+    state: ProviderState,
+    error: ComfyServerlessError,
+  ): Promise<AttemptOutcome> {
+    noteFailure(state, error);
+    await closeLastAttempt(context, { error: error.toJSON() });
+    return { kind: 'failed', error, executionStarted: false };
+  }
+
+  async function acceptSubmission(
+    context: RunContext,
+    state: ProviderState,
+    intent: { providerId: string; submittedAt: number },
+    ref: RemoteJobRef,
+  ): Promise<AttemptOutcome> {
+    const { run } = context;
+    const provider = state.provider;
     context.remote = { state, ref };
     const attempts = [...context.record.attempts.slice(0, -1), { ...intent, remote: ref }];
     context.record = { ...context.record, attempts, providerId: provider.id };
@@ -605,57 +647,86 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   /**
-   * A resumed job whose last submission has no journalled reference: the process died
-   * while sending it. Look it up where the provider allows; otherwise follow
-   * `onUnknownSubmission`.
+   * Where a job whose submission outcome is unknown stands: found on the platform (its
+   * reference), known not to have been accepted, or unknown. Providers that can search by
+   * job id (`doLookup`) settle it; otherwise `onUnknownSubmission: 'resubmit'` treats it as
+   * not accepted, and the default leaves it unknown so that it is never run twice.
    */
-  async function settleUnknownSubmission(context: RunContext, state: ProviderState): Promise<void> {
+  async function lookUpSubmission(
+    context: RunContext,
+    state: ProviderState,
+  ): Promise<RemoteJobRef | 'not-accepted' | 'unknown'> {
     const { run } = context;
-    context.unknownSubmission = undefined;
-    const markEnded = async (note: string) => {
-      const attempts = context.record.attempts.map((attempt, index, all) =>
-        index === all.length - 1
-          ? {
-              ...attempt,
-              endedAt: clock.now(),
-              error: { name: 'SubmissionUnknownError', message: note, isRetryable: false },
-            }
-          : attempt,
-      );
-      context.record = { ...context.record, attempts };
-      await journalSafely(run.id, { attempts });
-    };
     if (state.provider.doLookup !== undefined) {
       const lookup = state.provider.doLookup.bind(state.provider);
-      const ref = await withRetry(() => lookup(run.id, { signal: run.signal }), {
-        retries: retry.submitRetries,
-        minDelayMs: retry.minDelayMs,
-        maxDelayMs: retry.maxDelayMs,
-        random: retry.random,
-        clock,
-        signal: run.signal,
-      });
-      if (ref !== undefined) {
-        context.remote = { state, ref };
-        const attempts = context.record.attempts.map((attempt, index, all) =>
-          index === all.length - 1 ? { ...attempt, remote: ref } : attempt,
-        );
-        context.record = { ...context.record, attempts };
-        await journalSafely(run.id, { attempts });
-        return;
-      }
-      await markEnded(`not found on ${state.provider.id} after a restart: it was never accepted`);
-      return;
+      const ref = await withRetry(
+        () => timed(state, 'lookup', () => lookup(run.id, { signal: run.signal })),
+        {
+          retries: retry.submitRetries,
+          minDelayMs: retry.minDelayMs,
+          maxDelayMs: retry.maxDelayMs,
+          random: retry.random,
+          clock,
+          signal: run.signal,
+        },
+      );
+      return ref ?? 'not-accepted';
     }
-    if ((options.onUnknownSubmission ?? 'fail') === 'resubmit') {
-      await markEnded('unknown after a restart; sent again because onUnknownSubmission is "resubmit"');
-      return;
-    }
-    throw new SubmissionUnknownError({
-      message: `Job ${run.id} was being sent to ${state.provider.id} when the process that owned it stopped, and ${state.provider.platform} cannot be searched for it. It may be running there; it was not sent again so that it cannot run twice. Check the platform, or set onUnknownSubmission: 'resubmit' to prefer sending it again.`,
+    return (options.onUnknownSubmission ?? 'fail') === 'resubmit' ? 'not-accepted' : 'unknown';
+  }
+
+  function unknownSubmissionError(
+    context: RunContext,
+    state: ProviderState,
+    why: string,
+  ): SubmissionUnknownError {
+    return new SubmissionUnknownError({
+      message: `Job ${context.run.id} ${why}, and ${state.provider.platform} cannot be searched for it. It may be running there; it was not sent again so that it cannot run twice. Check the platform, or set onUnknownSubmission: 'resubmit' to prefer sending it again.`,
       providerId: state.provider.id,
-      jobId: run.id,
+      jobId: context.run.id,
     });
+  }
+
+  /** Ends the last attempt in the journal, with an error or a reference. */
+  async function closeLastAttempt(
+    context: RunContext,
+    ending: { error: SerializedError } | { remote: RemoteJobRef },
+  ): Promise<void> {
+    const attempts = context.record.attempts.map((attempt, index, all) =>
+      index !== all.length - 1
+        ? attempt
+        : 'remote' in ending
+          ? { ...attempt, remote: ending.remote }
+          : { ...attempt, endedAt: clock.now(), error: ending.error },
+    );
+    context.record = { ...context.record, attempts };
+    await journalSafely(context.run.id, { attempts });
+  }
+
+  /** A resumed job whose last submission has no journalled reference: the process died while sending it. */
+  async function settleUnknownSubmission(context: RunContext, state: ProviderState): Promise<void> {
+    context.unknownSubmission = undefined;
+    const found = await lookUpSubmission(context, state);
+    if (typeof found === 'object') {
+      context.remote = { state, ref: found };
+      await closeLastAttempt(context, { remote: found });
+      return;
+    }
+    if (found === 'not-accepted') {
+      await closeLastAttempt(context, {
+        error: {
+          name: 'SubmissionUnknownError',
+          message: `not found on ${state.provider.id} after a restart, or sent again by choice`,
+          isRetryable: false,
+        },
+      });
+      return;
+    }
+    throw unknownSubmissionError(
+      context,
+      state,
+      `was being sent to ${state.provider.id} when the process that owned it stopped`,
+    );
   }
 
   async function attemptLoop(context: RunContext): Promise<JobResult> {
@@ -752,10 +823,22 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     context: RunContext,
     outcome: { result: JobResult } | { error: unknown },
   ): Promise<void> {
+    try {
+      await recordEnding(context, outcome);
+    } finally {
+      // Only once the ending is journalled: until then this process still owns the job, and
+      // its own resume() must not mistake it for an orphan and start it again.
+      runs.delete(context.run.id);
+    }
+  }
+
+  async function recordEnding(
+    context: RunContext,
+    outcome: { result: JobResult } | { error: unknown },
+  ): Promise<void> {
     const { run } = context;
     leave(context);
     if (context.deadlineTimer !== undefined) clock.clearTimeout(context.deadlineTimer);
-    runs.delete(run.id);
     const at = clock.now();
     if ('result' in outcome) {
       run.setStatus('completed');
@@ -830,7 +913,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     isNew = false,
   ): RunContext {
     const run = new JobRun(record.jobId, record.status, jobOptions.onEvent, broadcast, requestStop);
-    if (isNew) run.emit({ type: 'queued', jobId: record.jobId, at: record.createdAt });
+    if (isNew) {
+      const metadata = record.request.metadata;
+      run.emit({
+        type: 'queued',
+        jobId: record.jobId,
+        at: record.createdAt,
+        ...(metadata ? { metadata } : {}),
+      });
+    }
     const context: RunContext = {
       run,
       record,
@@ -1004,7 +1095,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           jobId,
         });
       }
-      return start(record, prepared.requirements, jobOptions).run;
+      // The claim took a round trip: this process may have started the job meanwhile.
+      const startedMeanwhile = runs.get(jobId);
+      if (startedMeanwhile !== undefined) return startedMeanwhile.run;
+      const fresh = (await journal.get(jobId)) ?? record;
+      if (isTerminalStatus(fresh.status)) return finishedHandle(fresh);
+      return start(fresh, prepared.requirements, jobOptions).run;
     }
     demand.recordArrival();
     if (journal.claim !== undefined) await journal.claim(jobId, owner, claimTtlMs);
@@ -1013,13 +1109,27 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function resume(): Promise<JobHandle[]> {
     const handles: JobHandle[] = [];
-    for (const record of await journal.listNonTerminal()) {
-      const live = runs.get(record.jobId);
+    for (const listed of await journal.listNonTerminal()) {
+      const jobId = listed.jobId;
+      const live = runs.get(jobId);
       if (live !== undefined) {
         handles.push(live.run);
         continue;
       }
-      if (journal.claim !== undefined && !(await journal.claim(record.jobId, owner, claimTtlMs))) continue;
+      // A job this process is accepting right now is not an orphan.
+      if (pendingSubmissions.has(jobId)) continue;
+      if (journal.claim !== undefined && !(await journal.claim(jobId, owner, claimTtlMs))) continue;
+      // The list may be stale by now (another process finished or sent the job): act on the
+      // record as it is after the claim, and never on one this process started meanwhile.
+      const startedMeanwhile = runs.get(jobId);
+      if (startedMeanwhile !== undefined) {
+        handles.push(startedMeanwhile.run);
+        continue;
+      }
+      if (pendingSubmissions.has(jobId)) continue;
+      const record = journal.claim === undefined ? listed : await journal.get(jobId);
+      if (record === undefined || isTerminalStatus(record.status)) continue;
+      if (runs.has(jobId) || pendingSubmissions.has(jobId)) continue;
       let requirements: WorkflowRequirements;
       try {
         requirements = prepareWorkflow(record.request.workflow).requirements;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ApiWorkflow, InputImage, WorkflowRequirements } from '../spec/job';
+import type { ApiWorkflow, InputImage, ModelRef, WorkflowRequirements } from '../spec/job';
 import { analyzeWorkflow, parseWorkflow, patchWorkflow } from '../workflow';
 
 /** A workflow checked, patched and analysed, ready to journal and route. */
@@ -65,12 +65,25 @@ function analyse(workflow: ApiWorkflow, fingerprint: string): PreparedWorkflow {
   return {
     workflow: deepFreeze(workflow),
     requirements: deepFreeze({
-      models: analysis.models.map((model) => ({ folder: model.folder, name: model.name })),
+      models: uniqueModels(analysis.models),
       nodeTypes: [...analysis.nodeTypes],
       vramGbEstimate: analysis.vramGbEstimate,
     }),
     fingerprint,
   };
+}
+
+/** Each model once, however many nodes load it. */
+function uniqueModels(models: ReadonlyArray<{ folder: string | null; name: string }>): ModelRef[] {
+  const seen = new Set<string>();
+  const unique: ModelRef[] = [];
+  for (const model of models) {
+    const key = `${model.folder ?? ''}\u0000${model.name}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    unique.push({ folder: model.folder, name: model.name });
+  }
+  return unique;
 }
 
 function sha256(text: string): string {

@@ -116,10 +116,12 @@ export async function requestJson<T = unknown>(options: RequestJsonOptions<T>): 
     const reason = timedOut
       ? `no answer within ${options.timeoutMs} ms`
       : redactSecrets(describeNetworkError(error), secrets);
+    const code = networkErrorCode(error);
     throw new ApiCallError({
       message: `Request to ${safeUrl} failed: ${reason}. It will be retried where that is safe; check the network and the platform's status if it persists.`,
       url: safeUrl,
       isRetryable: true,
+      ...(code === undefined ? {} : { networkErrorCode: code }),
       ...context,
     });
   }
@@ -180,6 +182,37 @@ export async function requestJson<T = unknown>(options: RequestJsonOptions<T>): 
     });
   }
   return { value: result.data, status: response.status, headers: response.headers };
+}
+
+/** The system error code under a failed fetch (`ECONNRESET`, `ECONNREFUSED`, ...), when there is one. */
+function networkErrorCode(error: unknown): string | undefined {
+  for (
+    let current: unknown = error, depth = 0;
+    current && typeof current === 'object' && depth < 4;
+    depth++
+  ) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Network errors that happen before a request leaves this machine: the server never saw it. */
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Whether a failed request may nevertheless have been received and acted on by the server:
+ * the answer was lost (reset, timeout, a gateway error) or came back unreadable. For a
+ * submission without an idempotency key such a failure must not be sent again blindly.
+ */
+export function mayHaveBeenReceived(error: unknown): boolean {
+  if (InvalidResponseError.isInstance(error)) return true;
+  if (!ApiCallError.isInstance(error)) return false;
+  if (error.statusCode === undefined) {
+    return error.networkErrorCode === undefined || !NEVER_SENT_CODES.has(error.networkErrorCode);
+  }
+  return error.statusCode === 502 || error.statusCode === 504;
 }
 
 function describeNetworkError(error: unknown): string {

@@ -89,6 +89,8 @@ export class ApiCallError extends ComfyServerlessError {
   readonly responseBody: string | undefined;
   /** Milliseconds the platform asked us to wait (Retry-After), when it said. */
   readonly retryAfterMs: number | undefined;
+  /** The system error code when the connection failed (`ECONNRESET`, `ECONNREFUSED`, ...). */
+  readonly networkErrorCode: string | undefined;
 
   constructor(
     options: Omit<ComfyServerlessErrorOptions, 'isRetryable'> & {
@@ -97,6 +99,7 @@ export class ApiCallError extends ComfyServerlessError {
       responseBody?: string;
       retryAfterMs?: number;
       isRetryable?: boolean;
+      networkErrorCode?: string;
     },
   ) {
     super({
@@ -108,6 +111,7 @@ export class ApiCallError extends ComfyServerlessError {
     this.statusCode = options.statusCode;
     this.responseBody = options.responseBody;
     this.retryAfterMs = options.retryAfterMs;
+    this.networkErrorCode = options.networkErrorCode;
   }
 
   static override isInstance(error: unknown): error is ApiCallError {
@@ -449,9 +453,11 @@ export class JobConflictError extends ComfyServerlessError {
 
 const submissionUnknown = defineMarker('SubmissionUnknownError');
 /**
- * A process died after sending a job to a platform and before it could record the
- * platform's id for it, and the platform cannot be searched for the job. It may be running
- * there; sending it again could run it twice, so it is ended with this error instead.
+ * A job was sent to a platform that may have accepted it, but its id for the job never
+ * came back: the answer was lost, or the process died before it could journal it. The
+ * job may be running there; sending it again (or elsewhere) could run it twice. Providers
+ * throw it from `doSubmit` when the platform has no idempotency key; the dispatcher looks
+ * the job up where the provider can, and otherwise ends the job with it.
  */
 export class SubmissionUnknownError extends ComfyServerlessError {
   protected readonly [submissionUnknown.symbol] = true;

@@ -153,10 +153,24 @@ export type ProviderJobEvent =
 
 /** The events the dispatcher emits for a job. */
 export type JobEvent =
-  | { type: 'queued'; jobId: string; at: number }
+  | {
+      type: 'queued';
+      jobId: string;
+      at: number;
+      /** The caller's metadata (user id, tags), for logs and traces. */
+      metadata?: Record<string, string>;
+    }
   | { type: 'routed'; jobId: string; at: number; providerId: string; candidates: string[] }
   | { type: 'submitted'; jobId: string; at: number; providerId: string; remoteId: string; attempt: number }
-  | { type: 'started'; jobId: string; at: number; providerId: string; coldStartMs?: number }
+  | {
+      type: 'started';
+      jobId: string;
+      at: number;
+      providerId: string;
+      coldStartMs?: number;
+      /** The worker (container, task) that runs the job, when the platform says. */
+      workerId?: string;
+    }
   | { type: 'progress'; jobId: string; at: number; providerId: string; fraction: number; nodeId?: string }
   | { type: 'preview'; jobId: string; at: number; providerId: string; mime: string; data: Uint8Array }
   | { type: 'output'; jobId: string; at: number; providerId: string; output: JobOutput }
