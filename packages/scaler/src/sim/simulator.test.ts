@@ -119,6 +119,13 @@ describe('parseTraceCsv', () => {
     expect(Array.from(trace.modelIndex)).toEqual([1, 0]);
   });
 
+  it('reads epoch seconds and milliseconds when the time column is a number', () => {
+    const seconds = parseTraceCsv('t,e\n1700000000,1\n', { time: 't', execution: 'e' });
+    const milliseconds = parseTraceCsv('t,e\n1700000000000,1\n', { time: 't', execution: 'e' });
+    expect(seconds.arrivalMs[0]).toBe(1_700_000_000_000);
+    expect(milliseconds.arrivalMs[0]).toBe(1_700_000_000_000);
+  });
+
   it('names the missing column', () => {
     expect(() => parseTraceCsv('a,b\n1,2\n', { time: 'a', execution: 'exec' })).toThrow(/columns.execution/);
   });

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@comfy-serverless/core';
 
 /** How arrival times are written in a trace. */
-export type TraceTimeFormat = 'datetime' | 'epoch-seconds' | 'epoch-milliseconds';
+export type TraceTimeFormat = 'auto' | 'datetime' | 'epoch-seconds' | 'epoch-milliseconds';
 
 /** Where to find each field in a CSV trace. */
 export interface TraceColumns {
@@ -13,8 +13,9 @@ export interface TraceColumns {
   model?: string;
   /**
    * How the time column is written: `datetime` (`YYYY-MM-DD hh:mm:ss` or ISO 8601; read as UTC
-   * unless it carries a zone), `epoch-seconds` or `epoch-milliseconds`.
-   * @default 'datetime'
+   * unless it carries a zone), `epoch-seconds`, `epoch-milliseconds`, or `auto` (a plain
+   * number is epoch ms above 1e11 and epoch seconds below; anything else a datetime).
+   * @default 'auto'
    */
   timeFormat?: TraceTimeFormat;
   /** Unit of the execution column. @default 'seconds' */
@@ -63,6 +64,13 @@ function splitCsvLine(line: string): string[] {
 /** Parses one arrival time; NaN when it cannot be read. */
 export function parseTraceTime(value: string, format: TraceTimeFormat): number {
   const text = value.trim();
+  if (format === 'auto') {
+    if (/^\d+(\.\d+)?$/.test(text)) {
+      const number = Number(text);
+      return number > 1e11 ? number : number * 1000;
+    }
+    return parseTraceTime(text, 'datetime');
+  }
   if (format === 'epoch-seconds') return Number(text) * 1000;
   if (format === 'epoch-milliseconds') return Number(text);
   const match = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?$/.exec(text);
@@ -92,7 +100,7 @@ export function parseTraceTime(value: string, format: TraceTimeFormat): number {
 export function parseTraceCsv(text: string, columns: TraceColumns = {}): Trace & { skippedRows: number } {
   const timeColumn = columns.time ?? 'gmt_create';
   const executionColumn = columns.execution ?? 'exec_time_seconds';
-  const timeFormat = columns.timeFormat ?? 'datetime';
+  const timeFormat = columns.timeFormat ?? 'auto';
   const executionScale = (columns.executionUnit ?? 'seconds') === 'seconds' ? 1000 : 1;
   const lines = text.split(/\r?\n/);
   const header = splitCsvLine(lines[0] ?? '').map((name) => name.trim());
