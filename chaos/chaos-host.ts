@@ -32,8 +32,12 @@ export interface ChaosHostConfig {
   claimTtlMs: number;
 }
 
+/** Messages from the orchestrator: a host waits, loaded, until it is told to start. */
+export type ChaosHostCommand = { type: 'start' };
+
 /** Messages to the orchestrator. */
 export type ChaosHostMessage =
+  | { type: 'loaded'; owner: string }
   | { type: 'ready'; owner: string; resumed: number }
   | { type: 'accepted'; owner: string; jobId: string }
   | { type: 'finished'; owner: string; jobId: string; status: string; errorName?: string; typed: boolean }
@@ -45,6 +49,14 @@ function send(message: ChaosHostMessage): void {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.env.CHAOS_HOST_CONFIG ?? '{}') as ChaosHostConfig;
+  // A standby: its modules are loaded now, its work starts when the orchestrator says so (the
+  // restarted host of the run is started ahead, so that its start-up is not part of the outage).
+  await new Promise<void>((resolve) => {
+    process.on('message', (command: ChaosHostCommand) => {
+      if (command.type === 'start') resolve();
+    });
+    send({ type: 'loaded', owner: config.owner });
+  });
   const { speedup, epoch, realStart } = config.clock;
   const clock = createAcceleratedClock(speedup, epoch + (Date.now() - realStart) * speedup);
   const plan = chaosPlan(config.seed, config.jobCount);
@@ -60,7 +72,8 @@ async function main(): Promise<void> {
     pricing: { usdPerSecond: 0.0004, billingIncrementSeconds: 1 },
     clock,
     random,
-    statusWaitMs: 10_000,
+    // Long polls that usually outlast a job: one request per job rather than many.
+    statusWaitMs: 60_000,
     maxConcurrency: 400,
   });
   const selfHosted = createSelfHosted({
@@ -69,6 +82,8 @@ async function main(): Promise<void> {
     pricing: { usdPerSecond: 0.0004, billingIncrementSeconds: 1 },
     clock,
     maxConcurrency: 400,
+    // The websocket carries the events; history polls are the safety net, not the main road.
+    watch: { socketPollIntervalMs: 30_000, pollIntervalMs: 2_000 },
   });
   const dispatcher = createDispatcher({
     providers: [runpod, selfHosted],

@@ -42,14 +42,27 @@ describe('chaos run', () => {
     expect(report.executions.comfy).toBeGreaterThan(0);
   });
 
-  // Fails today (issue 12 findings, see chaos/README.md):
+  // Two bugs run jobs twice today (docs/reliability.md, "What the suite found" 1 and 2):
   // 1. dispatcher.ts submitAndWatch retries a doSubmit whose request reached the platform but
-  //    whose answer was lost (reset after the request was read, truncated body) and RunPod's
-  //    /run has no idempotency key, so RunPod runs the job twice;
+  //    whose answer was lost (reset after the request was read, truncated body); RunPod's /run
+  //    has no idempotency key, so RunPod runs the job twice;
   // 2. self-hosted.ts doSubmit looks for an earlier submission of the same prompt id only in
-  //    each server's /queue, so a prompt that already finished on one server is run again on
-  //    another.
-  it.fails('runs no job twice', () => {
-    expect(report.doubleExecutions).toEqual([]);
+  //    each server's /queue, so a prompt that already finished is run again.
+  // Both happen inside one journalled attempt, and each has a one-job reproduction marked
+  // it.fails (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts). How many a run
+  // meets depends on the seed (0 to ~10 in 1,000 jobs), so this test holds every other way of
+  // running twice to zero; once both are fixed, make it `expect(report.doubleExecutions).toEqual([])`.
+  it('runs no job twice, except inside one submission attempt (the two known lost-answer bugs)', () => {
+    const unexplained = report.doubleExecutions.filter((double) => {
+      const sent = double.attempts.filter((attempt) => !attempt.includes('(no reference)'));
+      if (sent.length !== 1) return true;
+      const onRunpod = sent[0]?.startsWith('runpod:') === true;
+      return onRunpod
+        ? double.comfyExecutions !== 0 || double.runpodExecutions !== 2
+        : double.runpodExecutions !== 0 || double.comfyExecutions !== 2;
+    });
+    // A prompt id run again on the same server shows only as a surplus of runs over history
+    // entries (comfyUnattributed): that, too, can only be bug 2 (one attempt, one prompt id).
+    expect(unexplained).toEqual([]);
   });
 });

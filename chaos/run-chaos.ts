@@ -11,7 +11,7 @@ import {
 } from '@comfy-serverless/core/test';
 import { createRedisJournal } from '@comfy-serverless/redis';
 import { type RunpodMock, startRunpodMock } from '@comfy-serverless/runpod/test';
-import type { ChaosHostConfig, ChaosHostMessage } from './chaos-host';
+import type { ChaosHostCommand, ChaosHostConfig, ChaosHostMessage } from './chaos-host';
 import { chaosPlan, jobIdOfWorkflow, PRESENT_CHECKPOINT } from './chaos-plan';
 import { type FaultCounts, type FaultProxy, type FaultRates, startFaultProxy } from './fault-proxy';
 import { connectRedis } from './redis-client';
@@ -124,7 +124,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const epoch = realStart;
   const clock = createAcceleratedClock(speedup, epoch);
   const prefix = `chaos:${seed}:${realStart}`;
-  const claimTtlMs = 60_000;
+  // Renewed every third of this on the clock; the restarted host keeps the owner's name, so a
+  // long claim does not slow the take-over.
+  const claimTtlMs = 300_000;
   log(`chaos seed ${seed} (replay with CHAOS_SEED=${seed}), ${jobCount} jobs, clock x${speedup}`);
 
   const redis = connectRedis(redisUrl);
@@ -183,7 +185,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       crashRequested = resolve;
     });
 
-    const spawnHost = (owner: string, resume: boolean): ChildProcess => {
+    const spawnHost = (owner: string, resume: boolean): { child: ChildProcess; loaded: Promise<void> } => {
       const config: ChaosHostConfig = {
         owner,
         resume,
@@ -204,7 +206,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       });
       children.add(child);
       child.on('exit', () => children.delete(child));
+      let markLoaded: () => void = () => {};
+      const loaded = new Promise<void>((resolve) => {
+        markLoaded = resolve;
+      });
       child.on('message', (message: ChaosHostMessage) => {
+        if (message.type === 'loaded') markLoaded();
         if (message.type === 'ready' && resume && crashed) crashed.resumedJobs = message.resumed;
         if (message.type === 'accepted') {
           accepted.add(message.jobId);
@@ -220,8 +227,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         if (message.type === 'finished') finishedInHosts.set(message.jobId, message.status);
         if (message.type === 'done') done?.();
       });
-      return child;
+      return { child, loaded };
     };
+    const start = (child: ChildProcess) => child.send({ type: 'start' } satisfies ChaosHostCommand);
 
     const progress = setInterval(() => {
       log(
@@ -229,8 +237,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       );
     }, 10_000);
     closers.push(() => clearInterval(progress));
-    const first = spawnHost('chaos-host', false);
+    const { child: first, loaded: firstLoaded } = spawnHost('chaos-host', false);
+    // The replacement is loaded beside it and waits, as a standby replica would.
+    const standby = options.crash === false ? undefined : spawnHost('chaos-host', true);
+    await Promise.all([firstLoaded, standby?.loaded]);
     const firstExit = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
+    start(first);
     if (options.crash !== false) {
       const outcome = await Promise.race([
         crashPoint.then(() => 'crash' as const),
@@ -242,7 +254,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         crashed = { killedAfterAccepted: accepted.size, resumedJobs: 0 };
         log(`host killed with SIGKILL after ${accepted.size} jobs were accepted; starting a new one`);
         // The new host takes the same name, as a restarted machine would: its claims are its own.
-        spawnHost('chaos-host', true);
+        if (standby !== undefined) start(standby.child);
       }
     }
 
@@ -378,7 +390,7 @@ export function formatReport(report: ChaosReport): string {
         .join(', ') || 'none'
     }`,
     `  lost ${report.lost.length}, untyped errors ${report.untyped.length}, completed without outputs ${report.emptyResults.length}`,
-    `  executions: runpod ${report.executions.runpod}, comfy ${report.executions.comfy}; jobs run more than once: ${report.doubleExecutions.length}`,
+    `  executions: runpod ${report.executions.runpod}, comfy ${report.executions.comfy} (${report.executions.comfyUnattributed} re-runs of a prompt id on one server); jobs run more than once: ${report.doubleExecutions.length}`,
     `  requests by fault: ${Object.entries(faultTotals)
       .map(([kind, count]) => `${kind} ${count}`)
       .join(', ')}`,
