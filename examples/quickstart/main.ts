@@ -6,12 +6,19 @@
 // workers with a cold start, bill per second and return a placeholder PNG. Time runs 40x
 // faster than real time so the demo takes seconds; every figure printed is in simulated
 // time. Set COMFYUI_URL to send the same workflows to a real ComfyUI server instead.
-import { createDispatcher, createSelfHosted, type JobResult, type ProviderV1 } from '@comfy-serverless/core';
+import {
+  createDispatcher,
+  createSelfHosted,
+  formatPerformanceReport,
+  type JobResult,
+  type ProviderV1,
+} from '@comfy-serverless/core';
 import {
   createAcceleratedClock,
   createSimulatedProvider,
   type SimulatedProvider,
 } from '@comfy-serverless/core/test';
+import { createAutoscaler, createTargetTrackingPolicy } from '@comfy-serverless/scaler';
 
 const SPEEDUP = 40;
 const JOBS = 20;
@@ -111,6 +118,25 @@ async function main(): Promise<void> {
   }
 
   const dispatcher = createDispatcher({ providers, ...(clock ? { clock } : {}) });
+
+  // Scaling: a target-tracking policy aiming at 95 % of jobs waiting at most 30 s sets the
+  // budget pool's warm workers and idle timeout every 15 simulated seconds. The H100 pool
+  // keeps its one warm worker for interactive jobs and is left alone.
+  const scalingActions: string[] = [];
+  const autoscaler =
+    simulated.length === 0
+      ? undefined
+      : createAutoscaler({
+          policy: createTargetTrackingPolicy({ objective: { waitMs: 30_000, quantile: 0.95 } }),
+          targets: [simulated[0]!.target],
+          dispatcher,
+          intervalMs: 15_000,
+          ...(clock ? { clock } : {}),
+        });
+  autoscaler?.on('scale:applied', ({ targetId, settings }) => {
+    scalingActions.push(`${targetId.replace(':pool', '')} ${JSON.stringify(settings)}`);
+  });
+  autoscaler?.start();
   const wallStart = Date.now();
   const results: JobResult[] = [];
   const failures: string[] = [];
@@ -145,9 +171,15 @@ async function main(): Promise<void> {
     );
     // Arrivals a few simulated seconds apart, in bursts, as a web backend sees them.
     const gapMs = index % 7 === 6 ? 60_000 : random() * 6_000;
-    await new Promise((resolve) => setTimeout(resolve, gapMs / (clock ? SPEEDUP : 1)));
+    // Against a real server the same pace is compressed too, so the demo stays short.
+    await new Promise((resolve) => setTimeout(resolve, gapMs / SPEEDUP));
   }
   await Promise.all(jobs);
+  await autoscaler?.stop();
+
+  console.log(`\nScaling: ${scalingActions.length} change(s) applied by the autoscaler`);
+  for (const action of scalingActions.slice(0, 6)) console.log(`  ${action}`);
+  if (scalingActions.length > 6) console.log(`  ... and ${scalingActions.length - 6} more`);
 
   console.log('\nSummary by provider');
   console.log('provider     jobs   p50 latency   p95 latency   job cost    billed (incl. cold start + idle)');
@@ -170,6 +202,9 @@ async function main(): Promise<void> {
   const allLatencies = results.map((result) => result.timing.totalMs);
   console.log(
     `${'total'.padEnd(11)}  ${String(results.length).padStart(4)}   ${seconds(percentile(allLatencies, 0.5)).padStart(11)}   ${seconds(percentile(allLatencies, 0.95)).padStart(11)}   ${usd(totalCost).padStart(8)}   ${simulated.length ? usd(totalBilled) : 'n/a'}`,
+  );
+  console.log(
+    `\nThe dispatcher's own report (dispatcher.report()):\n${formatPerformanceReport(dispatcher.report())}`,
   );
   console.log(
     `\n${results.length} completed, ${failures.length} failed, in ${((Date.now() - wallStart) / 1000).toFixed(1)} s of real time.`,

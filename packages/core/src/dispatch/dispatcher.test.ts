@@ -670,3 +670,48 @@ describe('createDispatcher when the answer to a submission is lost', () => {
     expect(result.providerId).toBe('b');
   });
 });
+
+describe('createDispatcher observability', () => {
+  it('logs every job through the logger option, with the job id and without secrets', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const record = (level: string) => (object: Record<string, unknown>, message?: string) =>
+      lines.push({ level, ...object, message });
+    const logger = {
+      debug: record('debug'),
+      info: record('info'),
+      warn: record('warn'),
+      error: record('error'),
+    };
+    const secret = 'rp_SECRET_KEY_123456';
+    const failing = createMockProvider({
+      doWatch: [
+        { type: 'started' },
+        {
+          type: 'failed',
+          error: new ComfyExecutionError({ message: `node crashed near ${secret}`, nodeId: '3' }),
+          executionStarted: true,
+        },
+      ],
+    });
+    const dispatcher = createDispatcher({
+      providers: [failing],
+      logger,
+      service: 'renders',
+      secrets: [secret],
+    });
+    await rejection(dispatcher.runWorkflow(workflow, { jobId: 'logged', metadata: { userId: 'u-1' } }));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((line) => line.service === 'renders')).toBe(true);
+    expect(lines.some((line) => line.execution_id === 'logged')).toBe(true);
+    expect(JSON.stringify(lines)).not.toContain(secret);
+  });
+
+  it('reports KPIs over the jobs it ran', async () => {
+    const dispatcher = createDispatcher({ providers: [createMockProvider({ id: 'p' })] });
+    await Promise.all([1, 2, 3].map(() => dispatcher.runWorkflow(workflow)));
+    const report = dispatcher.report();
+    expect(report.jobs.completed).toBe(3);
+    expect(report.jobs.failed).toBe(0);
+  });
+});

@@ -32,13 +32,20 @@ import {
 import type { JobJournalV1, JobRecord } from '../spec/job-journal-v1';
 import type { ProviderHealth, ProviderV1 } from '../spec/provider-v1';
 import type { DemandSnapshot } from '../spec/scaling-policy-v1';
+import { attachLogger } from '../telemetry/attach-logger';
+import {
+  createPerformanceReport,
+  type PerformanceKpis,
+  type PerformanceReport,
+  type PerformanceReportQuery,
+} from '../telemetry/performance-report';
 import { sleep, systemClock, unrefTimer } from '../util/clock';
 import { CircuitBreaker } from './breaker';
 import { DemandWindow } from './demand-window';
 import { type JobHandle, JobRun } from './job-run';
 import { createMemoryJournal } from './memory-journal';
 import { type DispatcherOptions, validateDispatcherOptions } from './options';
-import { hashRequest, prepareWorkflow } from './prepare';
+import { hashRequest, payloadBytes, prepareWorkflow } from './prepare';
 import { type RouteDecision, type RouteProviderSnapshot, routeJob } from './router';
 
 /** Options of one job. */
@@ -108,6 +115,11 @@ export interface Dispatcher {
   readonly events: EventEmitter<DispatcherEvents>;
   readonly providers: readonly ProviderV1[];
   readonly journal: JobJournalV1;
+  /**
+   * KPIs over a period (the last 15 minutes by default): throughput, latency quantiles,
+   * cost per job, cold-start share, error rate by provider, and the largest bottleneck.
+   */
+  report(query?: PerformanceReportQuery): PerformanceKpis;
   /** Stops the dispatcher's own timers (claim renewal, take-over); running jobs are left to finish. */
   close(): void;
 }
@@ -141,6 +153,8 @@ interface RunContext {
   deadlineTimer: unknown;
   /** Counted in a provider's `queued` (true) or `inFlight` (false) while admitted. */
   admittedTo: ProviderState | undefined;
+  /** Size of the request on the wire, for providers' payload limits. */
+  payloadBytes: number;
   /** Set on resume when the job was being sent to this provider when its process died. */
   unknownSubmission: ProviderState | undefined;
   waitingInGlobalQueue: boolean;
@@ -321,6 +335,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       queued: state.queued,
       inFlight: state.inFlight,
       maxConcurrency: state.queue.concurrency,
+      ...(provider.limits?.maxPayloadBytes === undefined
+        ? {}
+        : { maxPayloadBytes: provider.limits.maxPayloadBytes }),
     };
   }
 
@@ -333,6 +350,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const budget = context.options.latencyBudgetMs ?? routerOptions.latencyBudgetMs;
     const region = context.options.region ?? routerOptions.preferRegion;
     return route({
+      payloadBytes: context.payloadBytes,
       ...(context.requirements.vramGbEstimate === undefined
         ? {}
         : { vramGbEstimate: context.requirements.vramGbEstimate }),
@@ -908,7 +926,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   function start(
     record: JobRecord,
-    requirements: WorkflowRequirements,
+    prepared: { requirements: WorkflowRequirements; workflowBytes: number },
     jobOptions: RunWorkflowOptions,
     isNew = false,
   ): RunContext {
@@ -925,7 +943,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const context: RunContext = {
       run,
       record,
-      requirements,
+      requirements: prepared.requirements,
       options: jobOptions,
       remote: undefined,
       executionStarted: record.status === 'running',
@@ -935,6 +953,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       deadlineTimer: undefined,
       admittedTo: undefined,
       unknownSubmission: undefined,
+      payloadBytes: payloadBytes(prepared.workflowBytes, record.request.images),
       waitingInGlobalQueue: true,
     };
     const lastAttempt = record.attempts.at(-1);
@@ -1100,11 +1119,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (startedMeanwhile !== undefined) return startedMeanwhile.run;
       const fresh = (await journal.get(jobId)) ?? record;
       if (isTerminalStatus(fresh.status)) return finishedHandle(fresh);
-      return start(fresh, prepared.requirements, jobOptions).run;
+      return start(fresh, prepared, jobOptions).run;
     }
     demand.recordArrival();
     if (journal.claim !== undefined) await journal.claim(jobId, owner, claimTtlMs);
-    return start(record, prepared.requirements, jobOptions, true).run;
+    return start(record, prepared, jobOptions, true).run;
   }
 
   async function resume(): Promise<JobHandle[]> {
@@ -1130,13 +1149,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const record = journal.claim === undefined ? listed : await journal.get(jobId);
       if (record === undefined || isTerminalStatus(record.status)) continue;
       if (runs.has(jobId) || pendingSubmissions.has(jobId)) continue;
-      let requirements: WorkflowRequirements;
+      let prepared: { requirements: WorkflowRequirements; workflowBytes: number };
       try {
-        requirements = prepareWorkflow(record.request.workflow).requirements;
+        prepared = prepareWorkflow(record.request.workflow);
       } catch {
-        requirements = { models: [], nodeTypes: [] };
+        // A journalled workflow was valid when it was accepted; route it without requirements.
+        prepared = { requirements: { models: [], nodeTypes: [] }, workflowBytes: 0 };
       }
-      handles.push(start(record, requirements, {}).run);
+      handles.push(start(record, prepared, {}).run);
     }
     return handles;
   }
@@ -1208,7 +1228,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { demand: demand.snapshot(queueDepth, inFlight), providers };
   }
 
-  return {
+  let performance: PerformanceReport | undefined;
+  const dispatcher: Dispatcher = {
     runWorkflow: async (workflow, jobOptions) => (await submit(workflow, jobOptions)).result(),
     submit,
     get: (jobId) => journal.get(jobId),
@@ -1218,8 +1239,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     events: emitter,
     providers: options.providers,
     journal,
+    report: (query) => performance!.report(query),
     close,
   };
+  performance = createPerformanceReport(dispatcher, { clock });
+  if (options.logger !== undefined) {
+    attachLogger(dispatcher, options.logger, {
+      service: options.service ?? 'comfy-serverless',
+      ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
+    });
+  }
+  return dispatcher;
 }
 
 function describeReason(reason: unknown): string | undefined {

@@ -2,6 +2,7 @@ import type { Clock } from '../spec/clock';
 import { InvalidArgumentError, UnsupportedSpecificationError } from '../spec/errors';
 import type { JobJournalV1 } from '../spec/job-journal-v1';
 import type { ProviderV1 } from '../spec/provider-v1';
+import type { LoggerLike } from '../telemetry/json-logger';
 import { safeDescribe } from '../util/gpu';
 import type { CircuitBreakerOptions } from './breaker';
 import type { RegionPreference, RouteDecision, RouteRequest } from './router';
@@ -84,6 +85,12 @@ export interface DispatcherOptions {
    * (never lost, but it may run twice). @default 'fail'
    */
   onUnknownSubmission?: 'fail' | 'resubmit';
+  /** A pino-compatible logger: every job's life is logged as JSON lines (see docs/operations.md). */
+  logger?: LoggerLike;
+  /** The `service` field of log lines. @default 'comfy-serverless' */
+  service?: string;
+  /** Values (API keys, tokens) removed from every log line, on top of signatures and bearer tokens. */
+  secrets?: readonly string[];
 }
 
 function fail(argument: string, expected: string, received: unknown): never {

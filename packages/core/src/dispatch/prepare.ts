@@ -9,6 +9,8 @@ export interface PreparedWorkflow {
   requirements: WorkflowRequirements;
   /** A fingerprint of the workflow, for the request hash. */
   fingerprint: string;
+  /** Size of the workflow as JSON, in bytes. */
+  workflowBytes: number;
 }
 
 const CACHE_LIMIT = 256;
@@ -60,7 +62,7 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function analyse(workflow: ApiWorkflow, fingerprint: string): PreparedWorkflow {
+function analyse(workflow: ApiWorkflow, fingerprint: string, workflowBytes: number): PreparedWorkflow {
   const analysis = analyzeWorkflow(workflow);
   return {
     workflow: deepFreeze(workflow),
@@ -70,6 +72,7 @@ function analyse(workflow: ApiWorkflow, fingerprint: string): PreparedWorkflow {
       vramGbEstimate: analysis.vramGbEstimate,
     }),
     fingerprint,
+    workflowBytes,
   };
 }
 
@@ -114,13 +117,24 @@ export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>
   const workflow = patched
     ? patchWorkflow(input as Parameters<typeof patchWorkflow>[0], inputs)
     : parseWorkflow(input as Parameters<typeof parseWorkflow>[0]);
-  const prepared = analyse(workflow, sha256(JSON.stringify(workflow)));
+  const json = JSON.stringify(workflow);
+  const prepared = analyse(workflow, sha256(json), Buffer.byteLength(json));
   // Patches that failed to serialise are not cached: the key would not identify them.
   if (key !== undefined && (!patched || canonicalText(inputs) !== undefined)) {
     cache.set(key, prepared);
     if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
   }
   return prepared;
+}
+
+/** Bytes a request takes on the wire: the workflow's JSON and the images as base64. */
+export function payloadBytes(workflowBytes: number, images: InputImage[]): number {
+  let total = workflowBytes;
+  for (const image of images) {
+    const raw = typeof image.data === 'string' ? image.data.length : Math.ceil(image.data.byteLength / 3) * 4;
+    total += raw + image.name.length + 32;
+  }
+  return total;
 }
 
 /**

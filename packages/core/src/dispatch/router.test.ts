@@ -178,3 +178,17 @@ describe('routeJob with regions', () => {
     expect(decision.candidates.map((candidate) => candidate.providerId)).toEqual(['dr']);
   });
 });
+
+describe('routeJob with payload limits', () => {
+  it('leaves out providers whose request limit the job exceeds, saying so', () => {
+    const decision = routeJob({
+      payloadBytes: 12_000_000,
+      providers: [
+        provider({ id: 'runpod', maxPayloadBytes: 10_000_000 }),
+        provider({ id: 'comfy', maxPayloadBytes: 100_000_000 }),
+      ],
+    });
+    expect(decision.candidates.map((candidate) => candidate.providerId)).toEqual(['comfy']);
+    expect(decision.rejected.runpod).toMatch(/12000000 bytes, over its 10000000-byte limit/);
+  });
+});

@@ -24,12 +24,16 @@ export interface RouteProviderSnapshot {
   inFlight: number;
   /** Our concurrency bound for it. */
   maxConcurrency: number;
+  /** The largest request the platform takes, in bytes, when it has a limit. */
+  maxPayloadBytes?: number;
 }
 
 /** What the router is asked. */
 export interface RouteRequest {
   /** Estimated GPU memory the job needs, in GB. */
   vramGbEstimate?: number;
+  /** Size of the request as sent (workflow and inline images), in bytes. */
+  payloadBytes?: number;
   models?: ModelRef[];
   nodeTypes?: string[];
   /** Prefer providers whose total expected time is within this budget, in ms. */
@@ -75,6 +79,13 @@ function rejection(request: RouteRequest, provider: RouteProviderSnapshot): stri
   const have = provider.gpu.vramGb * (provider.gpu.count ?? 1);
   if (need !== undefined && need > have) {
     return `needs about ${need.toFixed(1)} GB of GPU memory; ${provider.gpu.type} has ${have} GB`;
+  }
+  if (
+    request.payloadBytes !== undefined &&
+    provider.maxPayloadBytes !== undefined &&
+    request.payloadBytes > provider.maxPayloadBytes
+  ) {
+    return `the request is ${request.payloadBytes} bytes, over its ${provider.maxPayloadBytes}-byte limit (send large inputs by URL)`;
   }
   if (!provider.available) return 'circuit open after repeated failures (cooling down)';
   if (provider.health?.status === 'unhealthy') {

@@ -379,7 +379,9 @@ export class JobExpiredError extends ComfyServerlessError {
   protected readonly [jobExpired.symbol] = true;
   readonly remoteId: string | undefined;
   constructor(options: ComfyServerlessErrorOptions & { remoteId?: string }) {
-    super({ ...options, name: 'JobExpiredError', isRetryable: false });
+    // Not retryable by default (the platform forgot the job); a provider may say otherwise,
+    // as for a prompt lost when a ComfyUI server restarted, which can run elsewhere.
+    super({ ...options, name: 'JobExpiredError', isRetryable: options.isRetryable ?? false });
     this.remoteId = options.remoteId;
   }
   static override isInstance(error: unknown): error is JobExpiredError {

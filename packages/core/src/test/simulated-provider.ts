@@ -106,7 +106,7 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
       message: `"workers" must be { min >= 0, max >= max(1, min) } whole numbers; got ${JSON.stringify(options.workers)}.`,
     });
   }
-  const idleTimeoutMs = options.idleTimeoutMs ?? 5_000;
+  let idleTimeoutMs = options.idleTimeoutMs ?? 5_000;
   const failureRate = options.failureRate ?? 0;
   const coldStart = () =>
     typeof options.coldStartMs === 'function' ? options.coldStartMs() : options.coldStartMs;
@@ -247,6 +247,8 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
     return {
       minWorkers,
       maxWorkers,
+      // The pool keeps its desired count as its minimum (see apply).
+      desiredWorkers: minWorkers,
       runningWorkers: idle + busy,
       idleWorkers: idle,
       pendingWorkers: starting,
@@ -266,7 +268,8 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
     providerId: id,
     describe,
     async apply(settings: ScaleSettings) {
-      const nextMin = settings.minWorkers ?? minWorkers;
+      // Like RunPod, the pool has no desired count: a desired number of workers is kept as its minimum.
+      const nextMin = settings.desiredWorkers ?? settings.minWorkers ?? minWorkers;
       const nextMax = settings.maxWorkers ?? maxWorkers;
       if (
         !(
@@ -281,6 +284,15 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Simu
           argument: 'settings',
           message: `Worker bounds must be whole numbers with 0 <= minWorkers <= maxWorkers <= 1000 and maxWorkers >= 1; got min ${nextMin}, max ${nextMax}.`,
         });
+      }
+      if (settings.idleTimeoutSeconds !== undefined) {
+        if (!(settings.idleTimeoutSeconds >= 0)) {
+          throw new InvalidArgumentError({
+            argument: 'idleTimeoutSeconds',
+            message: `idleTimeoutSeconds must be >= 0; got ${settings.idleTimeoutSeconds}.`,
+          });
+        }
+        idleTimeoutMs = settings.idleTimeoutSeconds * 1000;
       }
       minWorkers = nextMin;
       maxWorkers = nextMax;
