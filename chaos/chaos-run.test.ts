@@ -48,18 +48,28 @@ describe('chaos run', () => {
   //    has no idempotency key, so RunPod runs the job twice;
   // 2. self-hosted.ts doSubmit looks for an earlier submission of the same prompt id only in
   //    each server's /queue, so a prompt that already finished is run again.
-  // Both happen inside one journalled attempt, and each has a one-job reproduction marked
+  // Both resend inside one journalled attempt (bug 1 can also leave a job that fell back to the
+  // other provider after its RunPod attempt ended unanswered), and each has a one-job reproduction marked
   // it.fails (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts). How many a run
   // meets depends on the seed (0 to ~10 in 1,000 jobs), so this test holds every other way of
   // running twice to zero; once both are fixed, make it `expect(report.doubleExecutions).toEqual([])`.
-  it('runs no job twice, except inside one submission attempt (the two known lost-answer bugs)', () => {
+  it('runs no job twice, except through the two known lost-answer bugs', () => {
+    // Allowed per platform: each journalled reference may have run twice (a resend within its
+    // attempt), and an attempt that ended without a reference after an ambiguous error (the
+    // request may have landed) may have run once before the job fell back elsewhere.
     const unexplained = report.doubleExecutions.filter((double) => {
-      const sent = double.attempts.filter((attempt) => !attempt.includes('(no reference)'));
-      if (sent.length !== 1) return true;
-      const onRunpod = sent[0]?.startsWith('runpod:') === true;
-      return onRunpod
-        ? double.comfyExecutions !== 0 || double.runpodExecutions !== 2
-        : double.runpodExecutions !== 0 || double.comfyExecutions !== 2;
+      const allowed = { runpod: 0, comfy: 0 };
+      let references = 0;
+      for (const attempt of double.attempts) {
+        const platform = attempt.startsWith('runpod:') ? 'runpod' : 'comfy';
+        if (!attempt.includes('(no reference)')) {
+          references += 1;
+          allowed[platform] += 2;
+        } else if (/ApiCallError|InvalidResponseError/.test(attempt)) allowed[platform] += 1;
+      }
+      return (
+        references > 1 || double.runpodExecutions > allowed.runpod || double.comfyExecutions > allowed.comfy
+      );
     });
     // A prompt id run again on the same server shows only as a surplus of runs over history
     // entries (comfyUnattributed): that, too, can only be bug 2 (one attempt, one prompt id).
