@@ -48,6 +48,8 @@ function send(message: ChaosHostMessage): void {
 }
 
 async function main(): Promise<void> {
+  // An orchestrator that goes away takes its hosts with it.
+  process.on('disconnect', () => process.exit(0));
   const config = JSON.parse(process.env.CHAOS_HOST_CONFIG ?? '{}') as ChaosHostConfig;
   // A standby: its modules are loaded now, its work starts when the orchestrator says so (the
   // restarted host of the run is started ahead, so that its start-up is not part of the outage).
