@@ -367,7 +367,17 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       unknownByProvider,
     };
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    // Hosts are gone before their keys are deleted, so that none writes after the clean-up.
+    await Promise.all(
+      [...children].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGKILL');
+          }),
+      ),
+    );
     const keys = await redis.keys(`${prefix}*`).catch(() => [] as string[]);
     if (keys.length > 0) await redis.del(...keys).catch(() => 0);
     for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => {});
