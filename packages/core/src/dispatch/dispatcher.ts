@@ -277,6 +277,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     call: ProviderCallEvent['call'],
     task: () => Promise<T>,
   ): Promise<T> {
+    if (emitter.listenerCount('provider:call') === 0) return task();
     const started = clock.now();
     try {
       const value = await task();
@@ -300,6 +301,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       throw error;
     }
+  }
+
+  /**
+   * Runs a task under a queue's bound. A queue with room runs it at once, and then needs no
+   * abort listener (a job can only be withdrawn while it waits); an unbounded one is skipped.
+   */
+  function admitted<T>(queue: PQueue, task: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    if (queue.concurrency === Number.POSITIVE_INFINITY) {
+      return signal.aborted ? Promise.reject(signal.reason) : task();
+    }
+    if (queue.size === 0 && queue.pending < queue.concurrency) {
+      if (signal.aborted) return Promise.reject(signal.reason);
+      return queue.add(task) as Promise<T>;
+    }
+    return queue.add(task, { signal }) as Promise<T>;
   }
 
   function refreshHealth(state: ProviderState): void {
@@ -762,9 +778,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       state = context.remote.state;
       tried.add(state.provider.id);
       admit(context, state);
-      outcome = await state.queue.add(() => watch(context, state!, context.remote!.ref), {
-        signal: run.signal,
-      });
+      const resumedState = state;
+      const ref = context.remote.ref;
+      outcome = await admitted(resumedState.queue, () => watch(context, resumedState, ref), run.signal);
     }
 
     for (;;) {
@@ -833,7 +849,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       tried.add(next.providerId);
       state = nextState;
       admit(context, nextState);
-      outcome = await nextState.queue.add(() => submitAndWatch(context, nextState), { signal: run.signal });
+      outcome = await admitted(nextState.queue, () => submitAndWatch(context, nextState), run.signal);
     }
   }
 
@@ -985,12 +1001,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
     const drive = async () => {
       try {
-        const result = await globalQueue.add(
+        const result = await admitted(
+          globalQueue,
           () => {
             context.waitingInGlobalQueue = false;
             return attemptLoop(context);
           },
-          { signal: run.signal },
+          run.signal,
         );
         await finalize(context, { result });
       } catch (error) {

@@ -57,13 +57,21 @@ export function createMemoryJournal(options: MemoryJournalOptions = {}): JobJour
     async create(record: NewJobRecord) {
       const existing = records.get(record.jobId);
       if (existing !== undefined) return { record: existing, created: false };
+      // Every field a later update may set is present from the start, so that all records
+      // share one shape and updates stay on the fast path.
       const stored: JobRecord = {
+        providerId: undefined,
+        startedAt: undefined,
+        finishedAt: undefined,
+        result: undefined,
+        error: undefined,
+        owner: undefined,
         ...record,
         status: 'queued',
         version: 1,
         updatedAt: record.createdAt,
         attempts: [],
-      };
+      } as JobRecord;
       records.set(record.jobId, stored);
       return { record: stored, created: true };
     },

@@ -23,34 +23,34 @@ function isPlainObject(value: object): boolean {
 }
 
 /**
- * The canonical text of a JSON-safe value, or undefined when the value holds anything
- * JSON would silently drop or change (functions, symbols, class instances, NaN): those
- * are left to the parser, which refuses them with a typed error.
+ * The canonical text of a JSON-safe value, or undefined when the value holds anything JSON
+ * would silently drop or change (functions, symbols, NaN, Maps and other class instances):
+ * those are left to the parser, which refuses them with a typed error. Values with a
+ * `toJSON` (a Date) are taken as JSON takes them.
  */
 function canonicalText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   try {
-    return JSON.stringify(
-      value,
-      function replacer(this: Record<string, unknown>, key: string, item: unknown) {
-        const original = key === '' ? value : this[key];
-        switch (typeof original) {
-          case 'function':
-          case 'symbol':
-          case 'bigint':
-            throw notJson;
-          case 'number':
-            if (!Number.isFinite(original)) throw notJson;
-            break;
-          case 'object':
-            if (original !== null && !Array.isArray(original) && !isPlainObject(original)) throw notJson;
-            break;
-        }
-        return item;
-      },
-    );
+    return JSON.stringify(value, checkJsonValue);
   } catch {
     return undefined;
+  }
+}
+
+function checkJsonValue(_key: string, item: unknown): unknown {
+  switch (typeof item) {
+    case 'object':
+      if (item !== null && !Array.isArray(item) && !isPlainObject(item)) throw notJson;
+      return item;
+    case 'number':
+      if (!Number.isFinite(item)) throw notJson;
+      return item;
+    case 'function':
+    case 'symbol':
+    case 'bigint':
+      throw notJson;
+    default:
+      return item;
   }
 }
 
