@@ -1,6 +1,5 @@
 // Dispatcher overhead: 10,000 jobs through runWorkflow on an instant in-memory provider,
 // beside the same provider calls driven by a bare p-queue loop, in the same run.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   createDispatcher,
   type ProviderJobEvent,
@@ -39,7 +38,7 @@ const workflow = {
 
 const output = placeholderOutput();
 
-/** A provider that accepts and completes every job at once; `hold` keeps watches open until released. */
+/** A provider that accepts every job at once and completes it on the next turn of the event loop; `hold` keeps watches open until released. */
 function instantProvider(hold?: { promise: Promise<void> }): ProviderV1 {
   let sequence = 0;
   return {
@@ -56,6 +55,8 @@ function instantProvider(hold?: { promise: Promise<void> }): ProviderV1 {
       return {
         async *[Symbol.asyncIterator]() {
           yield { type: 'started' };
+          // A real provider answers over the network: the job ends in a later turn of the loop.
+          await new Promise((resolve) => setImmediate(resolve));
           if (hold) await hold.promise;
           yield { type: 'completed', outputs: [output], timing: { executionMs: 1 } };
         },
@@ -141,13 +142,50 @@ function median(values: number[]): number {
 
 const bare: number[] = [];
 const ours: number[] = [];
-const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+/**
+ * Event-loop delay as a user's other requests would feel it: a 5 ms timer's lateness,
+ * sampled throughout the measured rounds (perf_hooks' monitor records nothing while the
+ * loop is kept busy by promise chains, which is exactly the case here).
+ */
+function loopDelaySampler(periodMs = 5) {
+  const delays: number[] = [];
+  let expected = performance.now() + periodMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = () => {
+    const now = performance.now();
+    delays.push(Math.max(0, now - expected));
+    expected = now + periodMs;
+    timer = setTimeout(tick, periodMs);
+  };
+  return {
+    enable() {
+      expected = performance.now() + periodMs;
+      timer = setTimeout(tick, periodMs);
+    },
+    disable() {
+      if (timer) clearTimeout(timer);
+    },
+    percentile(quantile: number) {
+      const sorted = [...delays].sort((a, b) => a - b);
+      return sorted[Math.min(sorted.length - 1, Math.floor(quantile * sorted.length))] ?? 0;
+    },
+    get max() {
+      return Math.max(0, ...delays);
+    },
+    get count() {
+      return delays.length;
+    },
+  };
+}
+const loopDelay = loopDelaySampler();
 // Alternate the two so that warm-up and machine noise fall on both alike.
 await bareLoop();
 await throughDispatcher();
 loopDelay.enable();
 for (let round = 0; round < ROUNDS; round++) {
+  loopDelay.disable();
   bare.push(await bareLoop());
+  loopDelay.enable();
   ours.push(await throughDispatcher());
 }
 loopDelay.disable();
@@ -156,15 +194,15 @@ const heapBytes = await heapPerInFlightJob();
 const bareUs = median(bare);
 const oursUs = median(ours);
 const ratio = oursUs / bareUs;
-const loopP99Ms = loopDelay.percentile(99) / 1e6;
-const loopMaxMs = loopDelay.max / 1e6;
+const loopP99Ms = loopDelay.percentile(0.99);
+const loopMaxMs = loopDelay.max;
 const rows = [
   ['bare p-queue loop, µs/job', bareUs.toFixed(1), ''],
   ['dispatcher.runWorkflow, µs/job', oursUs.toFixed(1), ''],
   ['ratio (dispatcher / bare)', ratio.toFixed(2), '<= 1.5'],
   ['heap bytes per in-flight job (10,000 in flight)', heapBytes.toFixed(0), '<= 4096'],
   ['event-loop delay p99, ms', loopP99Ms.toFixed(1), '<= 20'],
-  ['event-loop delay max, ms', loopMaxMs.toFixed(1), ''],
+  ['event-loop delay max, ms', loopMaxMs.toFixed(1), `(${loopDelay.count} samples)`],
 ];
 console.log(`${JOBS} jobs per round, ${ROUNDS} rounds, medians:`);
 for (const [name, value, target] of rows)

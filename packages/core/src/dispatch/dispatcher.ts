@@ -1098,6 +1098,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     workflow: unknown,
     jobOptions: RunWorkflowOptions,
   ): Promise<JobHandle> {
+    await yieldToEventLoop();
     const prepared = prepareWorkflow(workflow, jobOptions.inputs);
     const images = jobOptions.images ?? [];
     const requestHash = hashRequest(prepared.fingerprint, images);
@@ -1267,6 +1268,28 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     });
   }
   return dispatcher;
+}
+
+const SUBMISSIONS_PER_TURN = 32;
+let submissionsThisTurn = 0;
+let turnResetScheduled = false;
+
+/**
+ * Lets timers and I/O run between bursts of submissions: a backend that submits thousands
+ * of jobs in one go would otherwise keep the event loop in one long chain of promise
+ * callbacks, and its other requests would wait for all of them.
+ */
+function yieldToEventLoop(): Promise<void> | undefined {
+  if (!turnResetScheduled) {
+    turnResetScheduled = true;
+    setImmediate(() => {
+      submissionsThisTurn = 0;
+      turnResetScheduled = false;
+    });
+  }
+  submissionsThisTurn += 1;
+  if (submissionsThisTurn <= SUBMISSIONS_PER_TURN) return undefined;
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(() => yieldToEventLoop());
 }
 
 function describeReason(reason: unknown): string | undefined {
