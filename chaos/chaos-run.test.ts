@@ -42,17 +42,18 @@ describe('chaos run', () => {
     expect(report.executions.comfy).toBeGreaterThan(0);
   });
 
-  // Two bugs run jobs twice today (docs/reliability.md, "What the suite found" 1 and 2):
-  // 1. dispatcher.ts submitAndWatch retries a doSubmit whose request reached the platform but
-  //    whose answer was lost (reset after the request was read, truncated body); RunPod's /run
-  //    has no idempotency key, so RunPod runs the job twice;
-  // 2. self-hosted.ts doSubmit looks for an earlier submission of the same prompt id only in
-  //    each server's /queue, so a prompt that already finished is run again.
-  // Both resend inside one journalled attempt (bug 1 can also leave a job that fell back to the
-  // other provider after its RunPod attempt ended unanswered), and each has a one-job reproduction marked
-  // it.fails (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts). How many a run
-  // meets depends on the seed (0 to ~10 in 1,000 jobs), so this test holds every other way of
-  // running twice to zero; once both are fixed, make it `expect(report.doubleExecutions).toEqual([])`.
+  // Two bugs still run jobs twice (docs/reliability.md, "What the suite found"); the first
+  // fixes (6b60b5d, e1d0ef6) closed the plain cases, the suite then found these:
+  // 1. a /run answer cut off mid-body after its 200 status arrived is not counted by
+  //    request-json.ts mayHaveBeenReceived, so the dispatcher sends /run again;
+  // 2. self-hosted.ts doSubmit, on a retry, does not search servers whose /queue or /history
+  //    check failed, so a prompt that landed there is queued again on another server (or the
+  //    attempt fails with a plain ApiCallError and the job falls back to RunPod).
+  // Both resend inside one journalled attempt, or fall back after an attempt that ended on an
+  // ambiguous error; each has a one-job reproduction marked it.fails
+  // (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts). How many a run meets depends
+  // on the seed (0 to ~10 in 1,000 jobs), so this test holds every other way of running twice
+  // to zero; once both are fixed, make it `expect(report.doubleExecutions).toEqual([])`.
   it('runs no job twice, except through the two known lost-answer bugs', () => {
     // Allowed per platform: each journalled reference may have run twice (a resend within its
     // attempt), and an attempt that ended without a reference after an ambiguous error (the

@@ -48,6 +48,8 @@ export interface DoubleExecution {
   status: string;
   /** The journalled attempts: provider, remote id, and how each ended. */
   attempts: string[];
+  /** The RunPod mock's jobs of this job: id, status, worker starts. */
+  runpodJobs: string[];
 }
 
 /** What a chaos run found. */
@@ -301,6 +303,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (!TYPED_ERRORS.has(name)) untyped.push({ jobId: job.jobId, name });
     }
 
+    const runpodJobsOf = new Map<string, string[]>();
     const executions = new Map<string, { runpod: number; comfy: number }>();
     const countOf = (jobId: string) => {
       const entry = executions.get(jobId) ?? { runpod: 0, comfy: 0 };
@@ -311,7 +314,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     for (const mockJob of runpod.jobs()) {
       const jobId = jobIdOfWorkflow((mockJob.input as { workflow?: unknown } | null)?.workflow);
       runpodTotal += mockJob.executions;
-      if (jobId !== undefined) countOf(jobId).runpod += mockJob.executions;
+      if (jobId !== undefined) {
+        countOf(jobId).runpod += mockJob.executions;
+        runpodJobsOf.set(jobId, [
+          ...(runpodJobsOf.get(jobId) ?? []),
+          `${mockJob.id} ${mockJob.status} x${mockJob.executions}`,
+        ]);
+      }
     }
     let comfyTotal = 0;
     let comfyUnattributed = 0;
@@ -337,6 +346,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
           runpodExecutions: entry.runpod,
           comfyExecutions: entry.comfy,
           status: records.get(jobId)?.status ?? 'unfinished',
+          runpodJobs: runpodJobsOf.get(jobId) ?? [],
           attempts: (records.get(jobId)?.attempts ?? []).map(
             (attempt) =>
               `${attempt.providerId} ${attempt.remote?.remoteId ?? '(no reference)'}${
@@ -415,7 +425,9 @@ export function formatReport(report: ChaosReport): string {
   ];
   for (const double of report.doubleExecutions.slice(0, 10))
     lines.push(
-      `  twice: ${double.jobId} runpod ${double.runpodExecutions} comfy ${double.comfyExecutions} (${double.status}); attempts: ${double.attempts.join(' | ')}`,
+      `  twice: ${double.jobId} runpod ${double.runpodExecutions} comfy ${double.comfyExecutions} (${double.status}); attempts: ${double.attempts.join(' | ')}${
+        double.runpodJobs.length > 0 ? `; RunPod jobs: ${double.runpodJobs.join(', ')}` : ''
+      }`,
     );
   return lines.join('\n');
 }
