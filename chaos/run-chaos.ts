@@ -415,7 +415,7 @@ export function formatReport(report: ChaosReport): string {
       .map(([kind, count]) => `${kind} ${count}`)
       .join(', ')}`,
     `  outage: ${report.outage.provider} for ${report.outage.clockMs} clock ms after ${report.outage.afterAccepted} jobs`,
-    `  sent when the host died (SubmissionUnknownError): ${
+    `  SubmissionUnknownError (sent, then the answer or the host was lost): ${
       Object.entries(report.unknownByProvider)
         .map(([provider, count]) => `${provider} ${count}`)
         .join(', ') || 'none'
