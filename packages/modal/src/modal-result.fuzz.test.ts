@@ -121,11 +121,10 @@ describe(`Modal decodeRunResult under fuzzing (${RUNS} cases)`, () => {
     TIMEOUT_MS,
   );
 
-  // BUG (found by this suite): modal-result.ts decodeRunResult builds `{ message: String(value.error) }`
-  // for an error that is not an object; an array holding an object without a prototype (as a
-  // CBOR or pickle decoder may produce) makes String() throw a TypeError instead of the
-  // InvalidResponseError or JobFailedError the function promises.
-  it.fails('decodes an error value that cannot be turned into a string without throwing an untyped error', () => {
+  // Found by this suite (fixed): decodeRunResult used `String(value.error)`, which throws a
+  // TypeError for an array holding an object without a prototype (as a CBOR or pickle
+  // decoder may produce), instead of the typed error the function promises.
+  it('decodes an error value that cannot be turned into a string without throwing an untyped error', () => {
     expect(() =>
       decodeRunResult({ error: [Object.create(null)] }, { source: 'ComfyWorker.run' }),
     ).not.toThrow();

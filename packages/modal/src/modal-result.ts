@@ -96,6 +96,15 @@ function optionalNumber(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
+/** A message for an error value that is not an object, never throwing (a prototype-less object cannot be `String()`ed). */
+function describeErrorValue(value: unknown): string {
+  try {
+    return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    return 'The ComfyUI worker reported an error in a form that cannot be shown.';
+  }
+}
+
 function optionalString(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
@@ -322,7 +331,7 @@ export function decodeRunResult(
   const workerId = isRecord(value.worker) ? optionalString(value.worker.containerId) : undefined;
   const base = { outputs, timing, ...(workerId === undefined ? {} : { workerId }) };
   if (value.error !== undefined && value.error !== null) {
-    const rawError = isRecord(value.error) ? value.error : { message: String(value.error) };
+    const rawError = isRecord(value.error) ? value.error : { message: describeErrorValue(value.error) };
     const decoded = decodeError(rawError, context);
     return { ...base, ...decoded };
   }

@@ -77,7 +77,8 @@ export function decodeBase64(text: string): { bytes: Uint8Array; mime?: string }
 function describeFile(filename: string, fallback: OutputKind): { kind: OutputKind; mime: string } {
   const extension = filename.split('.').at(-1)?.toLowerCase() ?? '';
   return (
-    EXTENSIONS[extension] ?? {
+    // Own keys only: a file named `x.constructor` must not pick up Object.prototype's members.
+    (Object.hasOwn(EXTENSIONS, extension) ? EXTENSIONS[extension] : undefined) ?? {
       kind: fallback,
       mime:
         fallback === 'audio' ? 'audio/flac' : fallback === 'image' ? 'image/png' : 'application/octet-stream',

@@ -159,11 +159,9 @@ describe(`RunPod parsers under fuzzing (${RUNS} cases each)`, () => {
     TIMEOUT_MS,
   );
 
-  // BUG (found by this suite): runpod-outputs.ts describeFile looks the extension up in a plain
-  // object (EXTENSIONS[extension]), so a worker output named `x.constructor` or `__proto__`
-  // decodes to an output whose kind and mime are Object.prototype members (a function, an
-  // object) instead of strings. It should fall back to the kind's default mime.
-  it.fails('decodeWorkerOutput gives string kinds and mimes for names ending in an Object.prototype key', () => {
+  // Found by this suite (fixed): describeFile looked the extension up in a plain object, so an
+  // output named `x.constructor` or `__proto__` got Object.prototype members as kind and mime.
+  it('decodeWorkerOutput gives string kinds and mimes for names ending in an Object.prototype key', () => {
     const decoded = decodeWorkerOutput({
       images: ['x.constructor', '__proto__', 'y.valueOf'].map((filename) => ({
         filename,

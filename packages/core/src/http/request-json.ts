@@ -212,6 +212,8 @@ export function mayHaveBeenReceived(error: unknown): boolean {
   if (error.statusCode === undefined) {
     return error.networkErrorCode === undefined || !NEVER_SENT_CODES.has(error.networkErrorCode);
   }
+  // A success status whose body was cut off: the server certainly acted on the request.
+  if (error.statusCode >= 200 && error.statusCode < 300) return true;
   return error.statusCode === 502 || error.statusCode === 504;
 }
 
