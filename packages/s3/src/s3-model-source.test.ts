@@ -82,6 +82,20 @@ describe('createS3ModelSource against s3rver (a real S3 server on loopback)', ()
     expect(source.id).toBe('s3://models/comfy/');
   });
 
+  it('fetches the same object through the SDK transport', async () => {
+    const source = createS3ModelSource({
+      bucket: 'models',
+      prefix: 'comfy',
+      endpoint: server.endpoint,
+      credentials,
+      partSizeBytes: 256 * KIB,
+      rangeTransport: 'sdk',
+    });
+    const filePath = join(dir, 'sdk.part');
+    await source.download({ folder: 'checkpoints', name: 'base.safetensors' }, { filePath });
+    expect((await readFile(filePath)).equals(data)).toBe(true);
+  });
+
   it('says what to check when the object does not exist', async () => {
     const source = createS3ModelSource({
       bucket: 'models',
@@ -159,6 +173,21 @@ describe('createS3ModelSource against an S3 mock (what s3rver gets wrong)', () =
     expect(gets().some((request) => request.range === `bytes=${64 * KIB + 10_000}-${128 * KIB - 1}`)).toBe(
       true,
     );
+  });
+
+  it('never puts the presigned URL or the access key in an error', async () => {
+    mock.current.putObject('models', key, bytes(64 * KIB));
+    mock.current.inject({ kind: 'status', status: 403, code: 'AccessDenied' });
+    const error = await createS3ModelSource({
+      ...sourceOptions,
+      credentials: { accessKeyId: 'AKIAEXAMPLEKEY123', secretAccessKey: 'very-secret-value' },
+    })
+      .download(model, { filePath: join(dir, 'style.part'), info: { sizeBytes: 64 * KIB, etag: '"x"' } })
+      .catch((caught) => caught);
+    expect(ApiCallError.isInstance(error) && error.statusCode === 403 && !error.isRetryable).toBe(true);
+    const text = `${(error as Error).message} ${JSON.stringify(error)}`;
+    expect(text).toContain('s3://models/loras/style.safetensors');
+    expect(text).not.toMatch(/X-Amz-Signature|AKIAEXAMPLEKEY123|very-secret-value/);
   });
 
   it('gives up on a part after its retries with a retryable error', async () => {

@@ -134,7 +134,8 @@ export function createHttpModelSource(options: HttpModelSourceOptions): ModelSou
           try {
             assertContentRange(response.headers.get('content-range'), range, rangeOptions.sizeBytes, url);
           } catch (error) {
-            await response.body?.cancel().catch(() => {});
+            // Not awaited: a cancel can wait on a peer that has stopped reading.
+            response.body?.cancel().catch(() => {});
             throw error;
           }
           if (response.body === null)
