@@ -60,7 +60,8 @@ describe('ECS over the JSON wire', () => {
   it('gets through ThrottlingException with the SDK retries, without ours', async () => {
     // The SDK's backoff draws from Math.random; zero makes its waits zero.
     vi.spyOn(Math, 'random').mockReturnValue(0);
-    fake = createFakeEcs({ region });
+    // Tasks start at once: on the system clock a 40 ms start-up raced the (zero) SDK backoff.
+    fake = createFakeEcs({ region, provisioningMs: 0, pendingMs: 0 });
     fake.createService('comfyui', { desiredCount: 1 });
     fake.failNext('DescribeServices', { name: 'ThrottlingException', message: 'Rate exceeded' }, 2);
     const target = createEcsServiceTarget({ cluster: 'gpu', service: 'comfyui', client: client() });

@@ -694,7 +694,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (state.provider.doLookup !== undefined) {
       const lookup = state.provider.doLookup.bind(state.provider);
       const ref = await withRetry(
-        () => timed(state, 'lookup', () => lookup(run.id, { signal: run.signal })),
+        () => timed(state, 'lookup', () => lookup(run.id, { signal: run.signal, attempt: context.attempts })),
         {
           retries: retry.submitRetries,
           minDelayMs: retry.minDelayMs,

@@ -116,14 +116,12 @@ describe('self-hosted submission when the answer to /prompt is lost', () => {
     expect(await runOnce(loseFirstPromptAnswer())).toEqual({ status: 'completed', executions: 1 });
   });
 
-  // BUG (found again by the chaos suite after e1d0ef6): on the retry, self-hosted.ts doSubmit
-  // searches for the earlier submission only on the servers whose /queue answered
-  // (rankServers drops the others) and takes a failed /history check as "not there"
-  // (findEarlierSubmission's catch returns undefined). When the server that took the prompt
-  // is briefly unreachable, the prompt is queued again on another server and runs twice. A
-  // server that could not be checked should make the retry wait (a retryable error) or end
-  // the attempt as SubmissionUnknownError, never submit elsewhere.
-  it.fails('runs the job once when the server that took the prompt is briefly unreachable after', async () => {
+  // Found again by the chaos suite (fixed): the retry used to search only the servers whose
+  // /queue answered and took a failed /history check as "not there", so the prompt went to
+  // another server and ran twice. Now a prompt whose answer was lost is remembered with its
+  // server; while that server cannot be checked, the submission ends as SubmissionUnknownError
+  // and the dispatcher asks doLookup (retried with backoff) until the server answers.
+  it('runs the job once when the server that took the prompt is briefly unreachable after', async () => {
     expect(await runOnce(loseAnswerThenServerBriefly(3))).toEqual({ status: 'completed', executions: 1 });
   });
 });

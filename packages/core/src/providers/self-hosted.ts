@@ -3,7 +3,7 @@ import type { ComfyObjectInfo } from '../comfy/comfy-api';
 import { type ComfyClient, createComfyClient } from '../comfy/comfy-client';
 import type { WebSocketConstructor } from '../comfy/comfy-socket';
 import type { WatchPromptOptions } from '../comfy/watch-prompt';
-import type { FetchFunction } from '../http/request-json';
+import { type FetchFunction, mayHaveBeenReceived } from '../http/request-json';
 import type { Clock } from '../spec/clock';
 import {
   ApiCallError,
@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   InvalidResponseError,
   JobFailedError,
+  SubmissionUnknownError,
   toComfyServerlessError,
 } from '../spec/errors';
 import type {
@@ -28,6 +29,7 @@ import type {
   ProviderCallOptions,
   ProviderHealth,
   ProviderLimits,
+  ProviderLookupOptions,
   ProviderPricing,
   ProviderV1,
 } from '../spec/provider-v1';
@@ -310,6 +312,21 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
   };
 
   /**
+   * Prompts sent whose answer never came back, by prompt id, with the server they went to:
+   * until that server has been checked, the prompt may be there, and a retry must not put
+   * it anywhere else.
+   */
+  const unanswered = new Map<string, string>();
+
+  const unknownSubmission = (request: { jobId: string }, server: string, cause?: unknown) =>
+    new SubmissionUnknownError({
+      message: `The prompt of job ${request.jobId} was sent to ${server}, whose answer was lost, and that server cannot be checked now: it may be running the job there.`,
+      ...(cause === undefined ? {} : { cause }),
+      providerId: id,
+      jobId: request.jobId,
+    });
+
+  /**
    * An earlier submission of this job and attempt with the same workflow, still queued or
    * already in a server's history: a retry after a lost answer must not run it again.
    */
@@ -339,13 +356,37 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
           return typeof clientId === 'string' && sameJson(queued?.[2], prompt)
             ? { server: entry.server, clientId }
             : undefined;
-        } catch {
+        } catch (error) {
           if (signal?.aborted) throw signal.reason;
+          // Not being able to look is "not there" only for a server the prompt never went to.
+          if (unanswered.get(promptId) === entry.server)
+            throw unknownSubmission({ jobId: promptId }, entry.server, error);
           return undefined;
         }
       }),
     );
     return inHistory.find((found) => found !== undefined);
+  };
+
+  /** Where a prompt is, by asking every server's queue and history; throws when a server cannot be asked. */
+  const locatePrompt = async (
+    promptId: string,
+    signal?: AbortSignal,
+  ): Promise<{ server: string; clientId: string } | undefined> => {
+    const found = await Promise.all(
+      servers.map(async (server) => {
+        const client = clientFor(server);
+        const queue = await client.getQueue({ signal: withTimeout(signal, checkTimeoutMs) });
+        const queued = [...queue.running, ...queue.pending].find((item) => item.promptId === promptId);
+        const queuedClient = queued?.extraData?.['client_id'];
+        if (typeof queuedClient === 'string') return { server, clientId: queuedClient };
+        const history = await client.getHistory(promptId, { signal: withTimeout(signal, checkTimeoutMs) });
+        const entry = Array.isArray(history?.prompt) ? history.prompt : undefined;
+        const historyClient = (entry?.[3] as Record<string, unknown> | undefined)?.['client_id'];
+        return typeof historyClient === 'string' ? { server, clientId: historyClient } : undefined;
+      }),
+    );
+    return found.find((entry) => entry !== undefined);
   };
 
   /**
@@ -409,6 +450,30 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
     coldStartMs: 0,
     ...(settings.image === undefined ? {} : { image: settings.image }),
 
+    async doLookup(jobId: string, options: ProviderLookupOptions = {}) {
+      const promptId = promptIdFor(id, jobId, options.attempt ?? 1);
+      try {
+        const found = await locatePrompt(promptId, options.signal);
+        unanswered.delete(promptId);
+        if (found === undefined) return undefined;
+        const data: SelfHostedRefData = { ...found, submittedAt: clock.now() };
+        return { remoteId: promptId, data: { ...data } };
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        // A server that cannot be asked leaves the answer open: worth asking again.
+        const typed = toComfyServerlessError(error, { providerId: id, jobId });
+        throw typed.isRetryable
+          ? typed
+          : new ApiCallError({
+              message: `Could not check the ComfyUI servers of ${id} for job ${jobId}: ${typed.message}`,
+              url: servers[0]!,
+              isRetryable: true,
+              providerId: id,
+              jobId,
+            });
+      }
+    },
+
     async doSubmit(request, options: ProviderCallOptions = {}) {
       const { signal } = options;
       try {
@@ -418,11 +483,16 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         // servers that keep a client-chosen prompt id).
         const promptId = promptIdFor(id, request.jobId, request.attempt);
         const ranked = await rankServers(signal);
+        const sentTo = unanswered.get(promptId);
+        if (sentTo !== undefined && !ranked.some((entry) => entry.server === sentTo)) {
+          throw unknownSubmission(request, sentTo);
+        }
         const expectedNames = new Map(
           (request.images ?? []).map((image) => [image.name, uploadName(request.jobId, image.name)]),
         );
         const expectedPrompt = expectedNames.size > 0 ? renameInput(workflow, expectedNames) : workflow;
         const earlier = await findEarlierSubmission(ranked, promptId, expectedPrompt, signal);
+        unanswered.delete(promptId);
         if (earlier !== undefined) {
           const data: SelfHostedRefData = { ...earlier, submittedAt: clock.now() };
           return { remoteId: promptId, data: { ...data } };
@@ -452,6 +522,7 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         const clientId = `comfy-serverless-${randomUUID()}`;
         const submittedAt = clock.now();
         let remoteId: string;
+        unanswered.set(promptId, server);
         try {
           ({ promptId: remoteId } = await client.queuePrompt(prompt, {
             clientId,
@@ -461,9 +532,14 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
             ...(signal ? { signal } : {}),
           }));
         } catch (error) {
-          if (signal?.aborted || !(await landed(client, promptId, error))) throw error;
+          if (signal?.aborted || !(await landed(client, promptId, error))) {
+            // A refusal (an answer ComfyUI gave) means it is not there; a lost answer may hide it.
+            if (!mayHaveBeenReceived(error)) unanswered.delete(promptId);
+            throw error;
+          }
           remoteId = promptId;
         }
+        unanswered.delete(promptId);
         recentSubmits.set(server, (recentSubmits.get(server) ?? 0) + 1);
         clock.setTimeout(() => {
           const count = (recentSubmits.get(server) ?? 1) - 1;

@@ -38,6 +38,7 @@ export type {
   ProviderCallOptions,
   ProviderHealth,
   ProviderLimits,
+  ProviderLookupOptions,
   ProviderPricing,
   ProviderV1,
 } from './provider-v1';

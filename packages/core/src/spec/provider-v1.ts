@@ -69,6 +69,12 @@ export interface ProviderCallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `doLookup`. */
+export interface ProviderLookupOptions extends ProviderCallOptions {
+  /** The attempt whose submission is being looked for (as in `ProviderJobRequest.attempt`). */
+  attempt?: number;
+}
+
 /**
  * A place that runs ComfyUI workflows: a RunPod endpoint, a Modal class, an ECS service,
  * a pool of ComfyUI servers. The dispatcher calls the `do*` methods; users call the
@@ -117,7 +123,7 @@ export interface ProviderV1 {
    * platform can be searched by a client-chosen id (a ComfyUI prompt id, ECS `startedBy`)
    * implement it; for the others such a job is ambiguous and is not sent again.
    */
-  doLookup?(jobId: string, options?: ProviderCallOptions): Promise<RemoteJobRef | undefined>;
+  doLookup?(jobId: string, options?: ProviderLookupOptions): Promise<RemoteJobRef | undefined>;
 
   /** Optional: checks before submission that this provider can run the workflow (preflight). */
   doPreflight?(
