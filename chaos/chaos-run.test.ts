@@ -42,38 +42,11 @@ describe('chaos run', () => {
     expect(report.executions.comfy).toBeGreaterThan(0);
   });
 
-  // Two bugs still run jobs twice (docs/reliability.md, "What the suite found"); the first
-  // fixes (6b60b5d, e1d0ef6) closed the plain cases, the suite then found these:
-  // 1. a /run answer cut off mid-body after its 200 status arrived is not counted by
-  //    request-json.ts mayHaveBeenReceived, so the dispatcher sends /run again;
-  // 2. self-hosted.ts doSubmit, on a retry, does not search servers whose /queue or /history
-  //    check failed, so a prompt that landed there is queued again on another server (or the
-  //    attempt fails with a plain ApiCallError and the job falls back to RunPod).
-  // Both resend inside one journalled attempt, or fall back after an attempt that ended on an
-  // ambiguous error; each has a one-job reproduction marked it.fails
-  // (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts). How many a run meets depends
-  // on the seed (0 to ~10 in 1,000 jobs), so this test holds every other way of running twice
-  // to zero; once both are fixed, make it `expect(report.doubleExecutions).toEqual([])`.
-  it('runs no job twice, except through the two known lost-answer bugs', () => {
-    // Allowed per platform: each journalled reference may have run twice (a resend within its
-    // attempt), and an attempt that ended without a reference after an ambiguous error (the
-    // request may have landed) may have run once before the job fell back elsewhere.
-    const unexplained = report.doubleExecutions.filter((double) => {
-      const allowed = { runpod: 0, comfy: 0 };
-      let references = 0;
-      for (const attempt of double.attempts) {
-        const platform = attempt.startsWith('runpod:') ? 'runpod' : 'comfy';
-        if (!attempt.includes('(no reference)')) {
-          references += 1;
-          allowed[platform] += 2;
-        } else if (/ApiCallError|InvalidResponseError/.test(attempt)) allowed[platform] += 1;
-      }
-      return (
-        references > 1 || double.runpodExecutions > allowed.runpod || double.comfyExecutions > allowed.comfy
-      );
-    });
-    // A prompt id run again on the same server shows only as a surplus of runs over history
-    // entries (comfyUnattributed): that, too, can only be bug 2 (one attempt, one prompt id).
-    expect(unexplained).toEqual([]);
+  // The suite found three ways of running a job twice, all fixed: a /run resent after its
+  // answer was lost (6b60b5d), a /run answer cut off mid-body after its 200 arrived (3187716),
+  // and a self-hosted retry that searched only the servers that answered (79cb349). Each has a
+  // one-job reproduction (runpod-provider.hostile.test.ts, self-hosted.hostile.test.ts).
+  it('runs no job twice', () => {
+    expect(report.doubleExecutions).toEqual([]);
   });
 });
