@@ -218,7 +218,9 @@ async function downloadVersion(
   let bytesDownloaded = 0;
 
   const handle = await open(filePath, resumable ? 'r+' : 'w+');
-  let stateWrites: Promise<void> = Promise.resolve();
+  // One writer at a time, always writing the latest record; workers never wait for it.
+  let stateWriter: Promise<void> | undefined;
+  let stateDirty = false;
   // Flushing to disk as parts complete overlaps the write-back with the download, so the
   // final sync before the rename has little left to do.
   let flushing: Promise<void> | undefined;
@@ -233,20 +235,29 @@ async function downloadVersion(
   };
   const saveState = () => {
     if (etag === undefined) return;
-    const state: PartState = {
-      version: 1,
-      sizeBytes,
-      etag,
-      partSizeBytes,
-      completedParts: [...completed].sort((a, b) => a - b),
-    };
-    // Serialised and written beside, then renamed: a crash leaves the old or the new record, never half of one.
-    stateWrites = stateWrites.then(async () => {
-      const temporary = `${partStatePath(filePath)}.tmp`;
-      await writeFile(temporary, JSON.stringify(state));
-      await rename(temporary, partStatePath(filePath));
-    });
-    return stateWrites;
+    stateDirty = true;
+    stateWriter ??= (async () => {
+      try {
+        while (stateDirty) {
+          stateDirty = false;
+          const state: PartState = {
+            version: 1,
+            sizeBytes,
+            etag,
+            partSizeBytes,
+            completedParts: [...completed].sort((x, y) => x - y),
+          };
+          // Written beside, then renamed: a crash leaves the old or the new record, never half of one.
+          const temporary = `${partStatePath(filePath)}.tmp`;
+          await writeFile(temporary, JSON.stringify(state));
+          await rename(temporary, partStatePath(filePath));
+        }
+      } catch {
+        // A lost record only costs resumability: the parts are downloaded again next time.
+      } finally {
+        stateWriter = undefined;
+      }
+    })();
   };
 
   const controller = new AbortController();
@@ -291,7 +302,7 @@ async function downloadVersion(
           );
           completed.add(index);
           flushInBackground();
-          await saveState();
+          saveState();
         } catch (error) {
           if (firstError === undefined) firstError = error;
           controller.abort(error);
@@ -300,7 +311,7 @@ async function downloadVersion(
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
-    await stateWrites;
+    await stateWriter;
     if (firstError !== undefined) {
       if (options.signal?.aborted) throw options.signal.reason;
       throw firstError;
@@ -318,7 +329,7 @@ async function downloadVersion(
     };
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort);
-    await stateWrites.catch(() => {});
+    await stateWriter;
     await flushing;
     await handle.close();
   }
