@@ -28,6 +28,7 @@ export default defineConfig({
     ],
   },
   test: {
+    setupFiles: ['./vitest.setup.ts'],
     include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', '**/*.chaos.test.ts'],
     // The JSON report is what .ci/run counts; the default reporter is for people.

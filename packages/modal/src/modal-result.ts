@@ -254,7 +254,11 @@ const EXTENSION_MIME: Record<string, string> = {
 
 function mimeFor(filename: string): string {
   const extension = filename.split('.').pop()?.toLowerCase() ?? '';
-  return EXTENSION_MIME[extension] ?? 'application/octet-stream';
+  // Own keys only: a file named `x.constructor` or `__proto__` must not reach Object.prototype.
+  return (
+    (Object.hasOwn(EXTENSION_MIME, extension) ? EXTENSION_MIME[extension] : undefined) ??
+    'application/octet-stream'
+  );
 }
 
 /**

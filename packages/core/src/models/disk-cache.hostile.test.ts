@@ -10,7 +10,8 @@ import { createDiskModelCache, type DiskModelCache } from './disk-cache';
 // inside its folder of the cache or is refused with UnsafeModelPathError.
 // 10,000 cases in CI; FUZZ_RUNS=100000 for the nightly-size run (FUZZ_SEED replays).
 const RUNS = Math.max(1, Number.parseInt(process.env.FUZZ_RUNS ?? '', 10) || 10_000);
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+// A fixed seed keeps CI deterministic; FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
+const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261126);
 const settings = { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) };
 
 let dir: string;
