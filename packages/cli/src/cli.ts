@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { type CliCommand, type CliIo, processIo } from './cli-io';
+import { modelsCommand } from './models-command';
 import { simulateCommand } from './simulate-command';
 
 export type { CliCommand, CliIo } from './cli-io';
@@ -10,6 +11,7 @@ export type { CliCommand, CliIo } from './cli-io';
  * one line here, e.g. `models: modelsCommand,`.
  */
 export const COMMANDS: Record<string, CliCommand> = {
+  models: modelsCommand,
   simulate: simulateCommand,
 };
 
