@@ -715,3 +715,32 @@ describe('createDispatcher observability', () => {
     expect(report.jobs.failed).toBe(0);
   });
 });
+
+describe('createDispatcher with image descriptions', () => {
+  it('prefers a provider whose image holds the models over a cheaper one that must download them', async () => {
+    const model = 'sd_xl_base_1.0.safetensors';
+    const baked = createMockProvider({
+      id: 'baked',
+      pricing: { usdPerSecond: 0.0003 },
+      image: { id: 'sdxl', models: { checkpoints: [model] }, canLoadModels: true },
+    });
+    const downloads = createMockProvider({
+      id: 'downloads',
+      pricing: { usdPerSecond: 0.00025 },
+      // 6.9 GB at 100 MB/s: about 69 s more before the job can start.
+      image: {
+        id: 'base',
+        models: { checkpoints: [] },
+        modelSizes: { [`checkpoints/${model}`]: 6.9e9 },
+        canLoadModels: true,
+      },
+    });
+    const dispatcher = createDispatcher({ providers: [downloads, baked] });
+    const events: JobEvent[] = [];
+    const result = await dispatcher.runWorkflow(workflow, { onEvent: (event) => events.push(event) });
+    expect(result.providerId).toBe('baked');
+    expect(events.find((event) => event.type === 'routed')).toMatchObject({
+      candidates: ['baked', 'downloads'],
+    });
+  });
+});

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import PQueue from 'p-queue';
 import { retryDelayMs, withRetry } from '../http/retry';
+import { estimateModelLoadMs } from '../images/model-load-estimate';
 import type { Clock } from '../spec/clock';
 import {
   ApiCallError,
@@ -336,7 +337,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     );
   }
 
-  function snapshotOf(state: ProviderState): RouteProviderSnapshot {
+  function modelLoadMsFor(
+    requirements: WorkflowRequirements,
+    image: NonNullable<ProviderV1['image']>,
+  ): number {
+    const estimate = estimateModelLoadMs(requirements, image, {
+      bytesPerSecond: routerOptions.modelBandwidthBytesPerSecond ?? 100e6,
+    });
+    // Infinity (missing and cannot load) is the router's to refuse, with its reason.
+    return Number.isFinite(estimate) ? estimate : 0;
+  }
+
+  function snapshotOf(state: ProviderState, requirements: WorkflowRequirements): RouteProviderSnapshot {
     const { provider } = state;
     return {
       id: provider.id,
@@ -346,6 +358,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       ...(provider.image === undefined ? {} : { image: provider.image }),
       coldStartMs: provider.coldStartMs ?? provider.image?.coldStartMs ?? defaultColdStartMs,
       expectedExecutionMs: state.executionMs ?? defaultExecutionMs,
+      // Only an image that says what it holds can be judged; an undescribed one is assumed ready.
+      ...(provider.image === undefined ? {} : { modelLoadMs: modelLoadMsFor(requirements, provider.image) }),
       ...(state.health === undefined ? {} : { health: state.health }),
       available: state.breaker.allows(),
       queued: state.queued,
@@ -361,7 +375,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const snapshots: RouteProviderSnapshot[] = [];
     for (const state of states.values()) {
       refreshHealth(state);
-      if (!exclude.has(state.provider.id)) snapshots.push(snapshotOf(state));
+      if (!exclude.has(state.provider.id)) snapshots.push(snapshotOf(state, context.requirements));
     }
     const budget = context.options.latencyBudgetMs ?? routerOptions.latencyBudgetMs;
     const region = context.options.region ?? routerOptions.preferRegion;

@@ -44,6 +44,11 @@ export interface DispatcherRouterOptions {
   defaultExecutionMs?: number;
   /** Cold start assumed for providers that do not say, ms. @default 20000 */
   defaultColdStartMs?: number;
+  /**
+   * Download speed assumed for models a provider's image lacks, bytes per second: the
+   * router adds the time to load them to that provider's expected wait. @default 100e6
+   */
+  modelBandwidthBytesPerSecond?: number;
   /** Replaces the ranking function (it must stay pure). @default routeJob */
   route?: (request: RouteRequest) => RouteDecision;
 }
@@ -192,6 +197,10 @@ export function validateDispatcherOptions(options: DispatcherOptions): void {
     fail('onUnknownSubmission', '"fail" or "resubmit"', options.onUnknownSubmission);
   }
   checkCount('router.latencyBudgetMs', options.router?.latencyBudgetMs, false, false);
+  const bandwidth = options.router?.modelBandwidthBytesPerSecond;
+  if (bandwidth !== undefined && !(typeof bandwidth === 'number' && bandwidth > 0)) {
+    fail('router.modelBandwidthBytesPerSecond', 'a number of bytes per second > 0', bandwidth);
+  }
   checkCount('router.healthTtlMs', options.router?.healthTtlMs, true, false);
   checkCount('router.breaker.failureThreshold', options.router?.breaker?.failureThreshold, false, false);
   checkCount('router.breaker.cooldownMs', options.router?.breaker?.cooldownMs, true, false);
