@@ -1285,25 +1285,44 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 }
 
 const SUBMISSIONS_PER_TURN = 32;
-let submissionsThisTurn = 0;
-let turnResetScheduled = false;
+/** Submissions waiting for a later turn of the event loop, oldest first (from `waitingHead`). */
+const waitingSubmissions: Array<() => void> = [];
+let waitingHead = 0;
+let admittedThisTurn = 0;
+let releaseScheduled = false;
+
+function scheduleRelease(): void {
+  if (releaseScheduled) return;
+  releaseScheduled = true;
+  setImmediate(() => {
+    releaseScheduled = false;
+    admittedThisTurn = 0;
+    while (admittedThisTurn < SUBMISSIONS_PER_TURN && waitingHead < waitingSubmissions.length) {
+      admittedThisTurn += 1;
+      waitingSubmissions[waitingHead++]!();
+    }
+    if (waitingHead === waitingSubmissions.length) {
+      waitingSubmissions.length = 0;
+      waitingHead = 0;
+    } else {
+      scheduleRelease();
+    }
+  });
+}
 
 /**
  * Lets timers and I/O run between bursts of submissions: a backend that submits thousands
  * of jobs in one go would otherwise keep the event loop in one long chain of promise
- * callbacks, and its other requests would wait for all of them.
+ * callbacks, and its other requests would wait for all of them. At most 32 submissions
+ * are prepared per turn of the loop; the rest wait, in order, for the next turns.
  */
 function yieldToEventLoop(): Promise<void> | undefined {
-  if (!turnResetScheduled) {
-    turnResetScheduled = true;
-    setImmediate(() => {
-      submissionsThisTurn = 0;
-      turnResetScheduled = false;
-    });
+  scheduleRelease();
+  if (waitingHead === waitingSubmissions.length && admittedThisTurn < SUBMISSIONS_PER_TURN) {
+    admittedThisTurn += 1;
+    return undefined;
   }
-  submissionsThisTurn += 1;
-  if (submissionsThisTurn <= SUBMISSIONS_PER_TURN) return undefined;
-  return new Promise<void>((resolve) => setImmediate(resolve)).then(() => yieldToEventLoop());
+  return new Promise<void>((resolve) => waitingSubmissions.push(resolve));
 }
 
 function describeReason(reason: unknown): string | undefined {
