@@ -11,4 +11,11 @@ export * from './telemetry';
 export { sleep, systemClock } from './util/clock';
 export type { GpuInput, KnownGpu } from './util/gpu';
 export { defaultGpuPrice, KNOWN_GPUS, resolveGpu } from './util/gpu';
+export {
+  describeOption,
+  optionalClockOption,
+  optionalNumberOption,
+  optionalStringOption,
+  requireStringOption,
+} from './util/options';
 export * from './workflow';
