@@ -12,34 +12,13 @@ import {
   WorkflowFormatError,
 } from '../spec/errors';
 import type { JobEvent, ProviderJobEvent } from '../spec/job';
+import { sampleWorkflow } from '../test/fake-comfy/sample-workflow';
 import { createMockProvider, placeholderOutput } from '../test/mock-provider';
 import { createVirtualClock } from '../test/virtual-clock';
 import { createDispatcher } from './dispatcher';
 import { createMemoryJournal } from './memory-journal';
 
-const workflow = {
-  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'sd_xl_base_1.0.safetensors' } },
-  '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: 1 } },
-  '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse', clip: ['4', 1] } },
-  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['4', 1] } },
-  '3': {
-    class_type: 'KSampler',
-    inputs: {
-      model: ['4', 0],
-      positive: ['6', 0],
-      negative: ['7', 0],
-      latent_image: ['5', 0],
-      seed: 1,
-      steps: 20,
-      cfg: 7,
-      sampler_name: 'euler',
-      scheduler: 'normal',
-      denoise: 1,
-    },
-  },
-  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
-  '9': { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'ComfyUI' } },
-};
+const workflow = sampleWorkflow();
 
 const fast = { minDelayMs: 0, maxDelayMs: 0 };
 
@@ -98,7 +77,7 @@ describe('createDispatcher', () => {
     const original = structuredClone(workflow);
     await dispatcher.runWorkflow(original, { inputs: { '6.text': 'a red fox' } });
     expect(provider.calls.doSubmit[0]?.workflow['6']?.inputs.text).toBe('a red fox');
-    expect(original['6'].inputs.text).toBe('a lighthouse');
+    expect(original['6']?.inputs.text).toBe('a lighthouse at dusk');
   });
 
   it('refuses a UI-format export before anything is journalled or sent', async () => {
