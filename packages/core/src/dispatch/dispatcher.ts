@@ -872,6 +872,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     outcome: { result: JobResult } | { error: unknown },
   ): Promise<void> {
     try {
+      await completionGate.pass();
       await recordEnding(context, outcome);
     } finally {
       // Only once the ending is journalled: until then this process still owns the job, and
@@ -1112,7 +1113,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     workflow: unknown,
     jobOptions: RunWorkflowOptions,
   ): Promise<JobHandle> {
-    await yieldToEventLoop();
+    await submissionGate.pass();
     const prepared = prepareWorkflow(workflow, jobOptions.inputs);
     const images = jobOptions.images ?? [];
     const requestHash = hashRequest(prepared.fingerprint, images);
@@ -1284,46 +1285,52 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   return dispatcher;
 }
 
-const SUBMISSIONS_PER_TURN = 32;
-/** Submissions waiting for a later turn of the event loop, oldest first (from `waitingHead`). */
-const waitingSubmissions: Array<() => void> = [];
-let waitingHead = 0;
-let admittedThisTurn = 0;
-let releaseScheduled = false;
-
-function scheduleRelease(): void {
-  if (releaseScheduled) return;
-  releaseScheduled = true;
-  setImmediate(() => {
-    releaseScheduled = false;
-    admittedThisTurn = 0;
-    while (admittedThisTurn < SUBMISSIONS_PER_TURN && waitingHead < waitingSubmissions.length) {
-      admittedThisTurn += 1;
-      waitingSubmissions[waitingHead++]!();
-    }
-    if (waitingHead === waitingSubmissions.length) {
-      waitingSubmissions.length = 0;
-      waitingHead = 0;
-    } else {
-      scheduleRelease();
-    }
-  });
-}
-
 /**
- * Lets timers and I/O run between bursts of submissions: a backend that submits thousands
- * of jobs in one go would otherwise keep the event loop in one long chain of promise
- * callbacks, and its other requests would wait for all of them. At most 32 submissions
- * are prepared per turn of the loop; the rest wait, in order, for the next turns.
+ * Lets timers and I/O run between bursts of work: a backend that submits thousands of
+ * jobs in one go (or sees a thousand finish at once) would otherwise keep the event loop in
+ * one long chain of promise callbacks, and its other requests would wait for all of them.
+ * At most `perTurn` pass per turn of the loop; the rest wait, in order, for the next turns.
  */
-function yieldToEventLoop(): Promise<void> | undefined {
-  scheduleRelease();
-  if (waitingHead === waitingSubmissions.length && admittedThisTurn < SUBMISSIONS_PER_TURN) {
-    admittedThisTurn += 1;
-    return undefined;
+class TurnGate {
+  private readonly waiting: Array<() => void> = [];
+  private head = 0;
+  private passedThisTurn = 0;
+  private releaseScheduled = false;
+
+  constructor(private readonly perTurn: number) {}
+
+  /** Resolves at once (undefined) while this turn has room, else on a later turn. */
+  pass(): Promise<void> | undefined {
+    this.scheduleRelease();
+    if (this.head === this.waiting.length && this.passedThisTurn < this.perTurn) {
+      this.passedThisTurn += 1;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
-  return new Promise<void>((resolve) => waitingSubmissions.push(resolve));
+
+  private scheduleRelease(): void {
+    if (this.releaseScheduled) return;
+    this.releaseScheduled = true;
+    setImmediate(() => {
+      this.releaseScheduled = false;
+      this.passedThisTurn = 0;
+      while (this.passedThisTurn < this.perTurn && this.head < this.waiting.length) {
+        this.passedThisTurn += 1;
+        this.waiting[this.head++]!();
+      }
+      if (this.head === this.waiting.length) {
+        this.waiting.length = 0;
+        this.head = 0;
+      } else {
+        this.scheduleRelease();
+      }
+    });
+  }
 }
+
+const submissionGate = new TurnGate(32);
+const completionGate = new TurnGate(32);
 
 function describeReason(reason: unknown): string | undefined {
   if (reason === undefined) return undefined;
