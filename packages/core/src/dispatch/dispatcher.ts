@@ -142,6 +142,10 @@ interface ProviderState {
 
 interface RunContext {
   run: JobRun;
+  /**
+   * This process's view of the job's record, updated in place beside each journal write
+   * (with the memory journal it is the journal's own record; no second copy is kept).
+   */
   record: JobRecord;
   requirements: WorkflowRequirements;
   options: RunWorkflowOptions;
@@ -442,7 +446,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const attempts = context.record.attempts.map((attempt, index, all) =>
       index === all.length - 1 ? { ...attempt, startedAt: context.startedAt! } : attempt,
     );
-    context.record = { ...context.record, attempts };
+    context.record.attempts = attempts;
     await journalSafely(context.run.id, { status: 'running', startedAt: context.startedAt, attempts });
     context.run.emit({
       type: 'started',
@@ -567,7 +571,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     // The intent is journalled before the request leaves, so that a process that dies
     // mid-submission leaves a trace that resume() will not blindly send again.
     const intent = { providerId: provider.id, submittedAt: clock.now() };
-    context.record = { ...context.record, attempts: [...context.record.attempts, intent] };
+    context.record.attempts = [...context.record.attempts, intent];
     await journalSafely(run.id, { attempts: context.record.attempts });
     let ref: RemoteJobRef;
     try {
@@ -649,7 +653,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const provider = state.provider;
     context.remote = { state, ref };
     const attempts = [...context.record.attempts.slice(0, -1), { ...intent, remote: ref }];
-    context.record = { ...context.record, attempts, providerId: provider.id };
+    context.record.attempts = attempts;
+    context.record.providerId = provider.id;
     await journalSafely(run.id, { attempts, providerId: provider.id });
     run.emit({
       type: 'submitted',
@@ -747,7 +752,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           ? { ...attempt, remote: ending.remote }
           : { ...attempt, endedAt: clock.now(), error: ending.error },
     );
-    context.record = { ...context.record, attempts };
+    context.record.attempts = attempts;
     await journalSafely(context.run.id, { attempts });
   }
 
