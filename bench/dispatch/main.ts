@@ -113,6 +113,32 @@ async function heapPerInFlightJob(): Promise<number> {
   return (after - before) / JOBS;
 }
 
+/** The same measurement for the bare p-queue loop: what the provider's own watch costs per job. */
+async function bareHeapPerInFlightJob(): Promise<number> {
+  let release!: () => void;
+  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
+  const provider = instantProvider(hold);
+  const queue = new PQueue({ concurrency: Number.POSITIVE_INFINITY });
+  let inFlight = 0;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++) {
+    jobs.push(
+      queue.add(async () => {
+        const ref = await provider.doSubmit({ jobId: `j${index}`, workflow, images: [], attempt: 1 });
+        for await (const event of provider.doWatch(ref)) if (event.type === 'started') inFlight += 1;
+      }),
+    );
+  }
+  while (inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  release();
+  await Promise.all(jobs);
+  return (after - before) / JOBS;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -168,6 +194,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 loopDelay.disable();
 const heapBytes = await heapPerInFlightJob();
+const bareHeapBytes = await bareHeapPerInFlightJob();
 
 const bareUs = median(bare);
 const oursUs = median(ours);
@@ -178,6 +205,7 @@ const rows = [
   ['bare p-queue loop, µs/job', bareUs.toFixed(1), ''],
   ['dispatcher.runWorkflow, µs/job', oursUs.toFixed(1), ''],
   ['ratio (dispatcher / bare)', ratio.toFixed(2), '<= 1.5'],
+  ['heap bytes per in-flight job, bare loop', bareHeapBytes.toFixed(0), ''],
   ['heap bytes per in-flight job (10,000 in flight)', heapBytes.toFixed(0), '<= 4096'],
   ['event-loop delay p99, ms', loopP99Ms.toFixed(1), '<= 20'],
   ['event-loop delay max, ms', loopMaxMs.toFixed(1), `(${loopDelay.count} samples)`],
@@ -190,6 +218,7 @@ const result = {
   dispatcherMicrosecondsPerJob: oursUs,
   ratio,
   heapBytesPerInFlightJob: heapBytes,
+  bareHeapBytesPerInFlightJob: bareHeapBytes,
   eventLoopDelayP99Ms: loopP99Ms,
   eventLoopDelayMaxMs: loopMaxMs,
   loadAverage: (await import('node:os')).loadavg()[0],
