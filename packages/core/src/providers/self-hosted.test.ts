@@ -6,29 +6,8 @@ import { type ConformanceScenario, testProvider } from '../test/conformance';
 import { type FakeComfyServer, sampleWorkflow, startFakeComfyServer, TINY_PNG } from '../test/fake-comfy';
 import { createSelfHosted } from './self-hosted';
 
-const txt2img = (checkpoint = 'sd_xl_base_1.0.safetensors', sampler = 'KSampler') => ({
-  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: checkpoint } },
-  '5': { class_type: 'EmptyLatentImage', inputs: { width: 512, height: 512, batch_size: 1 } },
-  '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse at dusk', clip: ['4', 1] } },
-  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['4', 1] } },
-  '3': {
-    class_type: sampler,
-    inputs: {
-      model: ['4', 0],
-      seed: 42,
-      steps: 20,
-      cfg: 7,
-      sampler_name: 'euler',
-      scheduler: 'normal',
-      positive: ['6', 0],
-      negative: ['7', 0],
-      latent_image: ['5', 0],
-      denoise: 1,
-    },
-  },
-  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
-  '9': { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'ComfyUI' } },
-});
+const txt2img = (checkpoint = 'sd_xl_base_1.0.safetensors', sampler = 'KSampler') =>
+  sampleWorkflow({ checkpoint, sampler, size: 512 });
 
 const fastWatch = { pollIntervalMs: 20, socketPollIntervalMs: 100, missingChecks: 3 };
 

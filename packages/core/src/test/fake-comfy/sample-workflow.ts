@@ -11,11 +11,15 @@ export function sampleWorkflow(
     prompt?: string;
     steps?: number;
     output?: 'SaveImage' | 'PreviewImage';
+    /** The sampler node's `class_type` (a name the server lacks tests `invalid_prompt`). @default 'KSampler' */
+    sampler?: string;
+    /** Width and height of the latent. @default 1024 */
+    size?: number;
   } = {},
 ): ApiWorkflow {
   return {
     '3': {
-      class_type: 'KSampler',
+      class_type: options.sampler ?? 'KSampler',
       inputs: {
         model: ['4', 0],
         seed: 42,
@@ -33,7 +37,10 @@ export function sampleWorkflow(
       class_type: 'CheckpointLoaderSimple',
       inputs: { ckpt_name: options.checkpoint ?? 'sd_xl_base_1.0.safetensors' },
     },
-    '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: 1 } },
+    '5': {
+      class_type: 'EmptyLatentImage',
+      inputs: { width: options.size ?? 1024, height: options.size ?? 1024, batch_size: 1 },
+    },
     '6': {
       class_type: 'CLIPTextEncode',
       inputs: { text: options.prompt ?? 'a lighthouse at dusk', clip: ['4', 1] },
