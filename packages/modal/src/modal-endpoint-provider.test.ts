@@ -6,6 +6,7 @@ import {
   JobExpiredError,
   JobTimeoutError,
   LoadApiKeyError,
+  SubmissionUnknownError,
 } from '@comfy-serverless/core';
 import type { VirtualClock } from '@comfy-serverless/core/test';
 import { createVirtualClock } from '@comfy-serverless/core/test';
@@ -256,5 +257,34 @@ describe('createModalEndpoint', () => {
     await provider.doSubmit(job());
     const health = await provider.doHealth();
     expect(health).toMatchObject({ status: 'healthy', queued: 1 });
+  });
+});
+
+describe('createModalEndpoint when the answer to POST /jobs is lost', () => {
+  it('reports the submission as unknown instead of a retryable error, so it is never spawned twice', async () => {
+    const { clock, modal, endpoint } = await setup();
+    const dropFirstJobsAnswer = async (input: string | URL, init?: RequestInit) => {
+      const response = await fetch(input, init);
+      if (new URL(String(input)).pathname.endsWith('/jobs') && init?.method === 'POST') {
+        await response.body?.cancel();
+        throw new TypeError('fetch failed', {
+          cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+        });
+      }
+      return response;
+    };
+    const provider = createModalEndpoint({
+      url: endpoint.url,
+      gpu: 'L40S',
+      clock,
+      key: KEY,
+      secret: SECRET,
+      fetch: dropFirstJobsAnswer,
+    });
+    const error = await provider.doSubmit(job('lost-answer')).catch((caught: unknown) => caught);
+    expect(SubmissionUnknownError.isInstance(error)).toBe(true);
+    expect((error as SubmissionUnknownError).isRetryable).toBe(false);
+    expect(modal.calls()).toHaveLength(1);
+    expect(JSON.stringify((error as SubmissionUnknownError).toJSON())).not.toContain(SECRET);
   });
 });

@@ -22,8 +22,10 @@ import {
   JobFailedError,
   JobTimeoutError,
   LoadApiKeyError,
+  mayHaveBeenReceived,
   redactSecrets,
   requestJson,
+  SubmissionUnknownError,
   systemClock,
 } from '@comfy-serverless/core';
 import { resolveModalGpu } from './modal-gpu';
@@ -324,6 +326,15 @@ export function createModalEndpoint(options: ModalEndpointOptions): ProviderV1 {
         if (ApiCallError.isInstance(error) && (error.statusCode === 404 || error.statusCode === 405)) {
           throw new ConfigurationError({
             message: `${baseUrl.host} has no POST /jobs (${error.statusCode}): deploy deploy/modal/comfyui_app.py with its web endpoint and use the URL \`modal deploy\` prints.`,
+            providerId: id,
+            jobId: request.jobId,
+          });
+        }
+        // POST /jobs spawns without an idempotency key: a lost answer may hide a queued call.
+        if (mayHaveBeenReceived(error)) {
+          throw new SubmissionUnknownError({
+            message: `The Modal endpoint may have spawned job ${request.jobId}, but the answer to POST /jobs was lost (${(error as Error).message})`,
+            cause: error,
             providerId: id,
             jobId: request.jobId,
           });

@@ -5,6 +5,7 @@ import {
   JobFailedError,
   JobTimeoutError,
   LoadApiKeyError,
+  SubmissionUnknownError,
 } from '@comfy-serverless/core';
 import { describe, expect, it } from 'vitest';
 import { isCancellation, isPollTimeout, mapModalError } from './modal-error';
@@ -37,6 +38,9 @@ describe('mapModalError', () => {
       [grpcError(16, 'invalid token'), LoadApiKeyError.isInstance, false],
       [grpcError(7, 'denied'), ConfigurationError.isInstance, false],
       [grpcError(14, 'unavailable'), ApiCallError.isInstance, true],
+      // A spawn whose answer may have been lost after Modal queued the call is never resent.
+      [grpcError(4, 'deadline exceeded'), SubmissionUnknownError.isInstance, false],
+      [grpcError(13, 'internal'), SubmissionUnknownError.isInstance, false],
       [grpcError(8, 'rate limited'), ApiCallError.isInstance, true],
       [grpcError(3, 'bad argument'), ApiCallError.isInstance, false],
     ];

@@ -7,6 +7,7 @@ import {
   JobTimeoutError,
   LoadApiKeyError,
   redactSecrets,
+  SubmissionUnknownError,
   toComfyServerlessError,
 } from '@comfy-serverless/core';
 import type { ModalMethodTarget } from './modal-backend';
@@ -35,6 +36,18 @@ const RETRYABLE_GRPC_CODES = new Set<number>([
   GRPC.aborted,
   GRPC.internal,
   GRPC.unavailable,
+]);
+
+/**
+ * gRPC statuses that can arrive after Modal took a request: a spawn that ends in one may
+ * have queued the call, and spawn has no idempotency key, so it must not be sent again.
+ * (UNAVAILABLE and RESOURCE_EXHAUSTED mean the request was not taken and stay retryable.)
+ */
+const SPAWN_OUTCOME_UNKNOWN_CODES = new Set<number>([
+  GRPC.cancelled,
+  GRPC.unknown,
+  GRPC.deadlineExceeded,
+  GRPC.internal,
 ]);
 
 /** Where in the provider's life an error happened; decides what a not-found means. */
@@ -166,6 +179,13 @@ export function mapModalError(error: unknown, context: ModalErrorContext): Comfy
   if (code === GRPC.permissionDenied) {
     return new ConfigurationError({
       message: `Modal denied access to ${where}: ${message}. Use a token of the workspace that owns the app.`,
+      cause,
+      ...ids,
+    });
+  }
+  if (context.phase === 'submit' && code !== undefined && SPAWN_OUTCOME_UNKNOWN_CODES.has(code)) {
+    return new SubmissionUnknownError({
+      message: `Modal may have queued the call for ${where}, but the spawn ended with gRPC status ${code} (${message}) before its id came back`,
       cause,
       ...ids,
     });
