@@ -29,7 +29,14 @@ import {
   systemClock,
 } from '@comfy-serverless/core';
 import { resolveModalGpu } from './modal-gpu';
-import { abortable, optionalClock, optionalNumber, optionalString, requireString } from './modal-options';
+import {
+  abortable,
+  optionalClock,
+  optionalNumber,
+  optionalString,
+  requireJobId,
+  requireString,
+} from './modal-options';
 import { buildRunRequest, decodeRunResult, runResultEvents } from './modal-result';
 
 /** Options of `createModalEndpoint`. */
@@ -300,17 +307,7 @@ export function createModalEndpoint(options: ModalEndpointOptions): ProviderV1 {
       request: ProviderJobRequest,
       callOptions: ProviderCallOptions = {},
     ): Promise<RemoteJobRef> {
-      if (
-        request === null ||
-        typeof request !== 'object' ||
-        typeof request.jobId !== 'string' ||
-        request.jobId === ''
-      ) {
-        throw new InvalidArgumentError({
-          argument: 'request.jobId',
-          message: 'A job needs a non-empty jobId.',
-        });
-      }
+      requireJobId(request);
       callOptions.signal?.throwIfAborted();
       const submittedAt = clock.now();
       const body = buildRunRequest(request, { encoding: 'base64', submittedAt });

@@ -1,3 +1,5 @@
+import { InvalidArgumentError, type ProviderJobRequest } from '@comfy-serverless/core';
+
 // The shared checks live in core; these names keep the adapter's call sites short.
 export {
   optionalClockOption as optionalClock,
@@ -40,4 +42,16 @@ export function abortable<T>(promise: Promise<T>, signals: Array<AbortSignal | u
       },
     );
   });
+}
+
+/** Refuses a job request without a non-empty job id (both Modal providers key submissions by it). */
+export function requireJobId(request: ProviderJobRequest): void {
+  if (
+    request === null ||
+    typeof request !== 'object' ||
+    typeof request.jobId !== 'string' ||
+    request.jobId === ''
+  ) {
+    throw new InvalidArgumentError({ argument: 'request.jobId', message: 'A job needs a non-empty jobId.' });
+  }
 }

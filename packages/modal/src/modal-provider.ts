@@ -17,7 +17,14 @@ import { InvalidArgumentError, JobTimeoutError, redactSecrets, systemClock } fro
 import type { ModalBackend, ModalMethodTarget } from './modal-backend';
 import { isCancellation, mapModalError } from './modal-error';
 import { resolveModalGpu } from './modal-gpu';
-import { abortable, optionalClock, optionalNumber, optionalString, requireString } from './modal-options';
+import {
+  abortable,
+  optionalClock,
+  optionalNumber,
+  optionalString,
+  requireJobId,
+  requireString,
+} from './modal-options';
 import { buildRunRequest, decodeRunResult, runResultEvents } from './modal-result';
 import type { ModalClientLike } from './modal-sdk-backend';
 import { createModalSdkBackend } from './modal-sdk-backend';
@@ -297,17 +304,7 @@ export function createModal(options: ModalProviderOptions): ModalProvider {
     ...(expectedExecutionMs === undefined ? {} : { expectedExecutionMs }),
 
     doSubmit(request: ProviderJobRequest, callOptions: ProviderCallOptions = {}): Promise<RemoteJobRef> {
-      if (
-        request === null ||
-        typeof request !== 'object' ||
-        typeof request.jobId !== 'string' ||
-        request.jobId === ''
-      ) {
-        throw new InvalidArgumentError({
-          argument: 'request.jobId',
-          message: 'A job needs a non-empty jobId.',
-        });
-      }
+      requireJobId(request);
       // Spawning cannot be undone once sent, so the signal is honoured only before it.
       callOptions.signal?.throwIfAborted();
       const key = `${request.jobId}#${request.attempt}`;
