@@ -105,7 +105,14 @@ function sha256(text: string): string {
 export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>): PreparedWorkflow {
   const patched = inputs !== undefined && Object.keys(inputs).length > 0;
   const text = canonicalText(input);
-  const key = text === undefined ? undefined : patched ? `${text}\u0000${canonicalText(inputs) ?? ''}` : text;
+  const inputsText = patched ? canonicalText(inputs) : '';
+  // No key (no caching) when either part holds something JSON would change.
+  const key =
+    text === undefined || inputsText === undefined
+      ? undefined
+      : patched
+        ? `${text}\u0000${inputsText}`
+        : text;
   if (key !== undefined) {
     const hit = cache.get(key);
     if (hit !== undefined) {
@@ -119,8 +126,7 @@ export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>
     : parseWorkflow(input as Parameters<typeof parseWorkflow>[0]);
   const json = JSON.stringify(workflow);
   const prepared = analyse(workflow, sha256(json), Buffer.byteLength(json));
-  // Patches that failed to serialise are not cached: the key would not identify them.
-  if (key !== undefined && (!patched || canonicalText(inputs) !== undefined)) {
+  if (key !== undefined) {
     cache.set(key, prepared);
     if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
   }
