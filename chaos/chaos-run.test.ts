@@ -3,7 +3,7 @@ import { type ChaosReport, formatReport, runChaos } from './run-chaos';
 
 // One run of 1,000 jobs (CHAOS_JOBS to change it) over the RunPod mock and four fake ComfyUI
 // servers, each behind a seeded fault proxy, with a 30 s outage and a host killed mid-run.
-// CHAOS_SEED replays a run.
+// Seed 42 by default, so CI is repeatable; CHAOS_SEED=random explores, CHAOS_SEED=<n> replays a run.
 describe('chaos run', () => {
   let report: ChaosReport;
 

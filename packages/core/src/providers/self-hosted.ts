@@ -482,8 +482,15 @@ export function createSelfHosted(settings: SelfHostedSettings): ProviderV1 {
         // landed before its answer was lost is found again instead of run twice (on
         // servers that keep a client-chosen prompt id).
         const promptId = promptIdFor(id, request.jobId, request.attempt);
-        const ranked = await rankServers(signal);
         const sentTo = unanswered.get(promptId);
+        let ranked: Awaited<ReturnType<typeof rankServers>>;
+        try {
+          ranked = await rankServers(signal);
+        } catch (error) {
+          // No server answering says nothing about the one that may hold the prompt.
+          if (sentTo !== undefined && !signal?.aborted) throw unknownSubmission(request, sentTo, error);
+          throw error;
+        }
         if (sentTo !== undefined && !ranked.some((entry) => entry.server === sentTo)) {
           throw unknownSubmission(request, sentTo);
         }
