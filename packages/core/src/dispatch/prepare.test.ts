@@ -43,4 +43,28 @@ describe('prepareWorkflow', () => {
       { folder: 'checkpoints', name: 'sd15/base.safetensors' },
     ]);
   });
+
+  it('knows an object sent again only by its content: an edit, an added undefined or a NaN is seen', () => {
+    const workflow = template();
+    const first = prepareWorkflow(workflow);
+    expect(prepareWorkflow(workflow)).toBe(first);
+    (workflow['9'].inputs as Record<string, unknown>).filename_prefix = 'y';
+    const edited = prepareWorkflow(workflow);
+    expect(edited.fingerprint).not.toBe(first.fingerprint);
+    expect(edited.workflow['9']?.inputs.filename_prefix).toBe('y');
+    (workflow['9'].inputs as Record<string, unknown>).filename_prefix = 'x';
+    expect(prepareWorkflow(workflow).fingerprint).toBe(first.fingerprint);
+    (workflow['4'].inputs as Record<string, unknown>).seed = Number.NaN;
+    expect(() => prepareWorkflow(workflow)).toThrowError(WorkflowValidationError);
+  });
+
+  it('keeps the result of each set of inputs apart for one template object', () => {
+    const workflow = template();
+    const a = prepareWorkflow(workflow, { '9.filename_prefix': 'a' });
+    const b = prepareWorkflow(workflow, { '9.filename_prefix': 'b' });
+    expect(a.workflow['9']?.inputs.filename_prefix).toBe('a');
+    expect(b.workflow['9']?.inputs.filename_prefix).toBe('b');
+    expect(prepareWorkflow(workflow, { '9.filename_prefix': 'a' })).toBe(a);
+    expect(prepareWorkflow(workflow).workflow['9']?.inputs.filename_prefix).toBe('x');
+  });
 });

@@ -17,6 +17,20 @@ const CACHE_LIMIT = 256;
 const cache = new Map<string, PreparedWorkflow>();
 const notJson = Symbol('not-json');
 
+/**
+ * What was prepared from one workflow object, kept beside it while the caller holds it: a
+ * JSON copy of its content when it was prepared, and the results for each set of inputs.
+ */
+interface ObjectEntry {
+  copy: unknown;
+  text: string;
+  plain: PreparedWorkflow | undefined;
+  /** By the canonical text of the inputs; the oldest go first. */
+  patched: Map<string, PreparedWorkflow>;
+}
+const PATCHED_PER_OBJECT = 64;
+const byObject = new WeakMap<object, ObjectEntry>();
+
 function isPlainObject(value: object): boolean {
   const prototype = Object.getPrototypeOf(value);
   return prototype === Object.prototype || prototype === null;
@@ -51,6 +65,42 @@ function checkJsonValue(_key: string, item: unknown): unknown {
       throw notJson;
     default:
       return item;
+  }
+}
+
+/**
+ * Whether `value` is, as JSON, the same data as `copy` (a parse of JSON text): the same
+ * keys in the same order with the same values, so that both would be written out as the
+ * same text. Anything JSON would drop or change (undefined, a function, NaN, a class
+ * instance, an array hole) makes them differ, so that such a value goes the slow way and
+ * meets the parser's refusal.
+ */
+function sameJson(value: unknown, copy: unknown): boolean {
+  if (value === copy) return true;
+  if (typeof copy !== 'object' || copy === null || typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(copy)) {
+    if (!Array.isArray(value) || value.length !== copy.length) return false;
+    for (let index = 0; index < copy.length; index++) if (!sameJson(value[index], copy[index])) return false;
+    return true;
+  }
+  if (Array.isArray(value) || !isPlainObject(value)) return false;
+  const keys = Object.keys(value);
+  const expectedKeys = Object.keys(copy);
+  if (keys.length !== expectedKeys.length) return false;
+  for (let index = 0; index < keys.length; index++) {
+    const key = expectedKeys[index]!;
+    if (keys[index] !== key) return false;
+    if (!sameJson((value as Record<string, unknown>)[key], (copy as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
+/** `sameJson`, false when reading the value throws (a getter): the slow way deals with it. */
+function unchanged(value: unknown, copy: unknown): boolean {
+  try {
+    return sameJson(value, copy);
+  } catch {
+    return false;
   }
 }
 
@@ -104,8 +154,44 @@ function sha256(text: string): string {
  */
 export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>): PreparedWorkflow {
   const patched = inputs !== undefined && Object.keys(inputs).length > 0;
+  // A template object sent again is recognised by a walk over its content, which is much
+  // cheaper than writing it out as text: the same content gives the same result.
+  const entry = typeof input === 'object' && input !== null ? byObject.get(input) : undefined;
+  if (entry !== undefined && unchanged(input, entry.copy)) {
+    if (!patched) {
+      entry.plain ??= prepareFromText(input, undefined, entry.text, '');
+      return entry.plain;
+    }
+    const inputsText = canonicalText(inputs);
+    if (inputsText === undefined) return prepareFromText(input, inputs, undefined, undefined);
+    let prepared = entry.patched.get(inputsText);
+    if (prepared === undefined) {
+      prepared = prepareFromText(input, inputs, entry.text, inputsText);
+      entry.patched.set(inputsText, prepared);
+      if (entry.patched.size > PATCHED_PER_OBJECT)
+        entry.patched.delete(entry.patched.keys().next().value as string);
+    }
+    return prepared;
+  }
   const text = canonicalText(input);
   const inputsText = patched ? canonicalText(inputs) : '';
+  const prepared = prepareFromText(input, inputs, text, inputsText);
+  if (text !== undefined && typeof input === 'object' && input !== null) {
+    const fresh: ObjectEntry = { copy: JSON.parse(text), text, plain: undefined, patched: new Map() };
+    if (!patched) fresh.plain = prepared;
+    else if (inputsText !== undefined) fresh.patched.set(inputsText, prepared);
+    byObject.set(input, fresh);
+  }
+  return prepared;
+}
+
+function prepareFromText(
+  input: unknown,
+  inputs: Record<string, unknown> | undefined,
+  text: string | undefined,
+  inputsText: string | undefined,
+): PreparedWorkflow {
+  const patched = inputs !== undefined && Object.keys(inputs).length > 0;
   // No key (no caching) when either part holds something JSON would change.
   const key =
     text === undefined || inputsText === undefined
