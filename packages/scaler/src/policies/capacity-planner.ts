@@ -1,32 +1,45 @@
 import type { ScalingSnapshot } from '@comfy-serverless/core';
 import type { ResolvedObjective } from '../objective';
 import { DemandTracker, leadColdStartMs } from './demand-tracker';
+import { SpareModel } from './spare-model';
 import { idleWorkers, pendingWorkers } from './split-need';
 
-/** How fast the keep time moves per job (on a log scale). */
+/** How fast the price of a late job moves per job (on a log scale). */
 const STEP = 0.05;
-const MIN_KEEP_MS = 1_000;
-const MAX_KEEP_MS = 86_400_000;
+/** The first steps, shrinking with the square root of the late jobs seen down to STEP. */
+const FIRST_STEP = 0.5;
+const MIN_PRICE_S = 1;
+const MAX_PRICE_S = 10_000_000;
 
 /**
  * The part every built-in policy shares: it watches demand and the waits jobs get, and
  * turns them into a worker count that meets the objective at least cost. Internal to the
  * policies.
  *
- * For a wait objective it learns one number online, the keep time T: the most recently
- * idle worker is kept while it has been idle less than T, the next one less than T/2, the
- * r-th less than T/r (a worker deeper in the idle stack is needed only when that many jobs
- * come at once, which is rarer). T grows at every job that waits longer than the objective
- * and shrinks at every job that does not, on a log scale, so that the long-run share of
- * late jobs settles just inside the objective (a stochastic-approximation quantile
- * tracker). T starts from the exchange rate at which that tracker settles, a late job for
- * (1 - a) / a cold starts, a being the share of late jobs aimed at; nothing is fitted to a
- * data set, and T is free of the traffic's size and time scale.
+ * For a wait objective it solves the Lagrangian of "fewest GPU-seconds such that at most a
+ * share a of jobs wait longer than the objective": a late job is priced at P GPU-seconds,
+ * and the j-th idle worker is held (kept, or started ahead of demand) for the next
+ * decision interval of w seconds while
+ *
+ *   Pr(demand rises by at least j over the interval | context) x P >= w,
+ *
+ * that is while the late jobs it is expected to save are worth the GPU time it costs. The
+ * probabilities come from `SpareModel`, learned online from the traffic seen so far in
+ * the context of the moment (time since the last arrival, arrivals in the last ten
+ * minutes, jobs running): capacity is held through busy spells and right after bursts,
+ * and let go in quiet hours, where it buys few on-time jobs. The price is the dual
+ * variable: it rises at every job that waits longer than the objective and falls at every
+ * job that does not, on a log scale, by steps in the ratio (1 - a') : a' with a' = 0.8 a,
+ * so that the long-run share of late jobs settles just inside the objective (dual ascent
+ * as a stochastic-approximation quantile tracker). It starts at C (1 - a') / a', C the cold
+ * start. Nothing is fitted to a data set, and the rule is free of the traffic's size.
  */
 export class CapacityPlanner {
   readonly tracker: DemandTracker;
-  private logKeepMs: number | undefined;
-  /** When each idle worker became idle (as far as the snapshots tell), oldest first. */
+  private readonly spares = new SpareModel();
+  private logPriceS: number | undefined;
+  private lateJobs = 0;
+  /** Cost mode: when each idle worker became idle (as far as the snapshots tell), oldest first. */
   private readonly idleSince: number[] = [];
   private costTimeoutMs: number | undefined;
   private readonly reuseGaps = new Float64Array(512);
@@ -54,27 +67,32 @@ export class CapacityPlanner {
         this.idleSince.shift();
         this.recordReuse(this.costTimeoutMs, true);
       }
+      // Jobs take the most recently idle worker; new idle workers went idle since the last call.
+      while (this.idleSince.length > idle) this.recordReuse(Math.max(0, now - this.idleSince.pop()!), false);
+      while (this.idleSince.length < idle) this.idleSince.push(now - snapshot.intervalMs / 2);
+      this.chooseCostTimeout(leadColdStartMs(snapshot));
     }
-    // Jobs take the most recently idle worker; new idle workers went idle since the last call.
-    while (this.idleSince.length > idle) {
-      const since = this.idleSince.pop()!;
-      if (this.objective.kind === 'cost') this.recordReuse(Math.max(0, now - since), false);
-    }
-    while (this.idleSince.length < idle) this.idleSince.push(now - snapshot.intervalMs / 2);
-    if (this.objective.kind === 'cost') this.chooseCostTimeout(leadColdStartMs(snapshot));
     if (this.objective.kind !== 'wait') return;
+    this.spares.update(snapshot, this.tracker.newArrivals);
     const target = this.objective.allowedViolationShare * 0.8;
-    // Prior: a late job is worth (1 - a) / a cold starts, the exchange rate at which the
-    // tracker below settles (a being the share of late jobs aimed at).
-    this.logKeepMs ??= Math.log(Math.max(MIN_KEEP_MS, (leadColdStartMs(snapshot) * (1 - target)) / target));
-    for (const wait of this.tracker.newWaits)
-      this.logKeepMs += wait > this.objective.waitMs ? STEP * (1 - target) : -STEP * target;
-    this.logKeepMs = Math.min(Math.log(MAX_KEEP_MS), Math.max(Math.log(MIN_KEEP_MS), this.logKeepMs));
+    this.logPriceS ??= Math.log(
+      Math.max(MIN_PRICE_S, (leadColdStartMs(snapshot) / 1000) * ((1 - target) / target)),
+    );
+    for (const wait of this.tracker.newWaits) {
+      const late = wait > this.objective.waitMs;
+      // Larger steps while few late jobs have been seen (a Robbins-Monro schedule), so that a
+      // policy starting cold reaches the price its traffic needs before it has spent much of
+      // its share of late jobs; then the steady step.
+      const step = Math.max(STEP, FIRST_STEP / Math.sqrt(1 + this.lateJobs));
+      if (late) this.lateJobs++;
+      this.logPriceS += late ? step * (1 - target) : -step * target;
+    }
+    this.logPriceS = Math.min(Math.log(MAX_PRICE_S), Math.max(Math.log(MIN_PRICE_S), this.logPriceS));
   }
 
-  /** The learned keep time T in ms (undefined in cost mode), for reports. */
-  get keepMs(): number | undefined {
-    return this.logKeepMs === undefined ? undefined : Math.exp(this.logKeepMs);
+  /** The learned price of a late job in GPU-seconds (undefined in cost mode), for reports. */
+  get lateJobPriceSeconds(): number | undefined {
+    return this.logPriceS === undefined ? undefined : Math.exp(this.logPriceS);
   }
 
   /**
@@ -126,34 +144,23 @@ export class CapacityPlanner {
 
   /**
    * Workers wanted now: busy ones, those starting (or enough for the queue), the idle ones
-   * still inside their keep time, and at least `floor` (a forecast's, for the predictive
-   * policy).
+   * worth holding at the learned price, and at least `floor` (a forecast's, for the
+   * predictive policy). Idle workers beyond those already up are started ahead of demand.
    */
   workersFor(snapshot: ScalingSnapshot, floor = 0): number {
     const demand = snapshot.demand;
     const base = demand.inFlight + Math.max(demand.queueDepth, pendingWorkers(snapshot));
-    if (this.objective.kind === 'cost' || this.logKeepMs === undefined) return Math.max(base, floor);
-    const keepMs = Math.exp(this.logKeepMs);
-    let keep = 0;
-    for (let rank = 1; rank <= this.idleSince.length; rank++) {
-      const since = this.idleSince[this.idleSince.length - rank]!;
-      if (snapshot.now - since < keepMs / rank) keep = rank;
-      else break;
-    }
-    return Math.max(base + keep, floor);
+    if (this.objective.kind === 'cost' || this.logPriceS === undefined) return Math.max(base, floor);
+    const price = Math.exp(this.logPriceS);
+    const intervalS = snapshot.intervalMs / 1000;
+    let spares = 0;
+    while (spares < this.spares.maxSpares && this.spares.needProbability(spares) * price >= intervalS)
+      spares++;
+    return Math.max(demand.inFlight + demand.queueDepth + spares, floor);
   }
 
-  /**
-   * Records the worker count finally asked for: the platform stops the longest-idle
-   * workers above it, so they are forgotten now. Call once per decision.
-   */
-  commit(snapshot: ScalingSnapshot, workers: number): void {
-    if (this.objective.kind === 'cost') return;
-    const demand = snapshot.demand;
-    const base = demand.inFlight + Math.max(demand.queueDepth, pendingWorkers(snapshot));
-    const kept = Math.max(0, workers - base);
-    if (this.idleSince.length > kept) this.idleSince.splice(0, this.idleSince.length - kept);
-  }
+  /** Records the worker count finally asked for. Call once per decision. */
+  commit(_snapshot: ScalingSnapshot, _workers: number): void {}
 
   /** True in cost mode, where the policy sets no floor and tunes the idle timeout instead. */
   get costMode(): boolean {

@@ -149,7 +149,7 @@ describe('allocation optimiser', () => {
 });
 
 describe('learning from the waits jobs get', () => {
-  it('keeps idle workers longer after late jobs, and not at all in cost mode with long gaps', async () => {
+  it('holds more idle workers for a stricter objective, and cost mode spends less than the strict one', async () => {
     const { buildTrace, simulate } = await import('../sim/index');
     // Sessions of three jobs 20 s apart, an hour apart: a late job at every session start.
     const arrivals: number[] = [];
@@ -177,6 +177,31 @@ describe('learning from the waits jobs get', () => {
     });
     expect(strict.shareWithin10s).toBeGreaterThan(loose.shareWithin10s);
     expect(strict.gpuSeconds).toBeGreaterThan(loose.gpuSeconds);
-    expect(cost.gpuSeconds).toBeLessThanOrEqual(loose.gpuSeconds);
+    expect(cost.gpuSeconds).toBeLessThan(strict.gpuSeconds);
+  });
+
+  it('starts idle workers ahead of demand where demand has risen before, and holds none where it has not', () => {
+    // Busy context: every other interval one more job arrives and runs for a while.
+    const policy = createReactivePolicy({ objective: { waitMs: 10_000, quantile: 0.99 } });
+    let inFlight = 0;
+    let spares = 0;
+    for (let step = 0; step < 400; step++) {
+      const arriving = step % 2 === 0 ? 1 : 0;
+      inFlight = step % 2 === 0 ? 1 + (step % 6 === 0 ? 1 : 0) : 1;
+      const decision = policy.decide(
+        snapshot(
+          { arrivals: [0, 0, arriving], inFlight, recentWaitsMs: arriving ? [0] : [] },
+          1_000_000 + step * 10_000,
+        ),
+      );
+      spares = (decision.targets.t0?.minWorkers ?? 0) - inFlight;
+    }
+    expect(spares).toBeGreaterThanOrEqual(1);
+    // Quiet context: hours without arrivals, nothing running.
+    const quiet = createReactivePolicy({ objective: { waitMs: 10_000, quantile: 0.99 } });
+    let held = 0;
+    for (let step = 0; step < 2_000; step++)
+      held = quiet.decide(snapshot({}, 1_000_000 + step * 10_000)).targets.t0?.minWorkers ?? 0;
+    expect(held).toBe(0);
   });
 });

@@ -71,12 +71,13 @@ export function createPredictivePolicy(options: PredictivePolicyOptions = {}): S
         // Hours from the next unobserved one to the end of the horizon.
         const last = Math.max(1, Math.ceil((snapshot.now + horizonMs - (lastHourStart + HOUR_MS)) / HOUR_MS));
         for (let step = 1; step <= last; step++)
-          forecastRate = Math.max(forecastRate, forecaster.forecast(step, confidence).upper / 3600);
+          forecastRate = Math.max(forecastRate, forecaster.forecast(step, confidence).lower / 3600);
       }
       const floor = reactive.workers(snapshot).workers;
       const tracker = planner.tracker;
-      // Whole workers the forecast keeps busy (Little's law on the upper bound of the rate);
-      // the fraction above is left to the keep time, which prices it against late jobs.
+      // Whole workers the forecast keeps busy at the confidence level (Little's law on the
+      // lower end of the rate's interval: busy that often or more); idle capacity above them
+      // is left to the planner, which prices it against late jobs.
       const busyExpected = Math.floor((forecastRate * tracker.serviceMs) / 1000);
       const desired = Math.max(floor, busyExpected);
       planner.commit(snapshot, desired);

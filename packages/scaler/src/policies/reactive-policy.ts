@@ -151,7 +151,7 @@ export function createReactivePolicy(options: ReactivePolicyOptions = {}): Scali
         targets: planner.costMode
           ? costSettings(snapshot, idleTimeoutSeconds)
           : splitNeed(snapshot, workers, { idleTimeoutSeconds }),
-        reason: `${fired.length > 0 ? `fired: ${fired.join(', ')}` : 'demand'}; keep ${planner.keepMs === undefined ? 'n/a' : `${Math.round(planner.keepMs / 1000)} s`}`,
+        reason: `${fired.length > 0 ? `fired: ${fired.join(', ')}` : 'demand'}; late job priced ${planner.lateJobPriceSeconds === undefined ? 'n/a' : `${Math.round(planner.lateJobPriceSeconds)} GPU-s`}`,
       };
     },
   };

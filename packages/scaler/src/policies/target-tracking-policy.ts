@@ -10,12 +10,13 @@ export interface TargetTrackingPolicyOptions {
   objective?: ScalingObjective;
   /** Jobs in flight per worker to aim at. @default 0.7 for a wait objective, 1 in cost mode */
   targetPerWorker?: number;
-  /**
-   * Shortest stable window, ms. For a wait objective the window grows while jobs wait too
-   * long and shrinks while they do not, up to `maxStableWindowMs`. @default 60_000
-   */
+  /** Stable window, ms. @default 60_000 */
   stableWindowMs?: number;
-  /** @default 21_600_000 (6 h) */
+  /**
+   * Longest stable window, ms: kept for compatibility (the window no longer grows; idle
+   * capacity is held by the shared planner at its learned price of a late job).
+   * @default 21_600_000 (6 h)
+   */
   maxStableWindowMs?: number;
   /** Panic window as a share of the shortest stable window. @default 0.1 */
   panicWindowShare?: number;
@@ -28,9 +29,9 @@ export interface TargetTrackingPolicyOptions {
 /**
  * Target tracking in the manner of Knative's autoscaler: the average of jobs running and
  * queued over a stable window, divided by the jobs per worker to aim at; a short panic
- * window scales up at once on a burst and never down while the panic lasts. For a wait
- * objective the stable window adapts to the waits jobs get (longer windows keep workers
- * through lulls), so the policy finds how much memory of demand the objective needs.
+ * window scales up at once on a burst and never down while the panic lasts. The count never
+ * falls below the shared planner's, which holds the idle workers worth their GPU time at
+ * the price of a late job it learns from the waits jobs get.
  *
  * @example
  * const policy = createTargetTrackingPolicy({ objective: { waitMs: 10_000, share: 0.95 } });
@@ -63,18 +64,15 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
     name: options.name ?? 'target-tracking',
     decide(snapshot) {
       planner.observe(snapshot);
-      // For a wait objective the stable window is the keep time the planner learns from the
-      // waits jobs get: longer while jobs wait too long, shorter while they do not.
-      const windowMs = Math.min(
-        maximumWindowMs,
-        Math.max(minimumWindowMs, planner.keepMs ?? minimumWindowMs),
-      );
+      // The stable window stays at its shortest: idle capacity beyond the tracked concurrency
+      // is what the planner holds at its learned price of a late job.
+      const windowMs = minimumWindowMs;
       const now = snapshot.now;
       const concurrency = snapshot.demand.inFlight + snapshot.demand.queueDepth;
       times.push(now);
       samples.push(concurrency);
       let drop = 0;
-      while (drop < times.length && times[drop]! <= now - maximumWindowMs) drop++;
+      while (drop < times.length && times[drop]! <= now - windowMs) drop++;
       if (drop > 0) {
         times.splice(0, drop);
         samples.splice(0, drop);
