@@ -14,7 +14,7 @@ import { http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createS3ModelSource } from './s3-model-source';
-import { createS3Mock, type S3Mock } from './test';
+import { createS3Mock, type S3Mock, startS3MockServer } from './test';
 import { type RunningS3rver, startS3rver } from './testing/s3rver-server';
 
 const KIB = 1024;
@@ -114,199 +114,225 @@ describe('createS3ModelSource against s3rver (a real S3 server on loopback)', ()
   });
 });
 
-describe('createS3ModelSource against an S3 mock (what s3rver gets wrong)', () => {
-  const mock: { current: S3Mock } = { current: createS3Mock() };
-  const server = setupServer(http.all('http://s3.test/*', ({ request }) => mock.current.handle(request)));
-  beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
-  afterAll(() => server.close());
-  beforeEach(() => {
-    mock.current = createS3Mock();
-  });
-
-  const sourceOptions = {
-    bucket: 'models',
-    endpoint: 'http://s3.test',
-    credentials,
-    partSizeBytes: 64 * KIB,
-    concurrency: 3,
-    clock: immediateClock,
-  };
-  const model = { folder: 'loras', name: 'style.safetensors' };
-  const key = 'loras/style.safetensors';
-  const gets = () => mock.current.requests.filter((request) => request.method === 'GET');
-
-  it('pins every part to the ETag with If-Match and asks for exact ranges', async () => {
-    const data = bytes(200 * KIB);
-    const etag = mock.current.putObject('models', key, data);
-    const filePath = join(dir, 'style.part');
-    await createS3ModelSource(sourceOptions).download(model, { filePath });
-    expect((await readFile(filePath)).equals(data)).toBe(true);
-    expect(gets().map((request) => request.range)).toEqual(
-      expect.arrayContaining([
-        'bytes=0-65535',
-        'bytes=65536-131071',
-        'bytes=131072-196607',
-        `bytes=196608-${200 * KIB - 1}`,
-      ]),
-    );
-    expect(gets().every((request) => request.ifMatch === etag && request.status === 206)).toBe(true);
-  });
-
-  it('retries a part that got 503 SlowDown while the other parts went on', async () => {
-    const data = bytes(256 * KIB);
-    mock.current.putObject('models', key, data);
-    mock.current.inject({ kind: 'status', status: 503, code: 'SlowDown', rangeStart: 128 * KIB, times: 2 });
-    const filePath = join(dir, 'style.part');
-    await createS3ModelSource(sourceOptions).download(model, { filePath });
-    expect((await readFile(filePath)).equals(data)).toBe(true);
-    const forPart = gets().filter((request) => request.range?.startsWith(`bytes=${128 * KIB}-`));
-    expect(forPart.map((request) => request.status)).toEqual([503, 503, 206]);
-  });
-
-  it('resumes a part cut off mid-body from the last byte it received', async () => {
-    const data = bytes(128 * KIB);
-    mock.current.putObject('models', key, data);
-    mock.current.inject({ kind: 'cut', rangeStart: 64 * KIB, afterBytes: 10_000 });
-    const filePath = join(dir, 'style.part');
-    await createS3ModelSource(sourceOptions).download(model, { filePath });
-    expect((await readFile(filePath)).equals(data)).toBe(true);
-    expect(gets().some((request) => request.range === `bytes=${64 * KIB + 10_000}-${128 * KIB - 1}`)).toBe(
-      true,
-    );
-  });
-
-  it('never puts the presigned URL or the access key in an error', async () => {
-    mock.current.putObject('models', key, bytes(64 * KIB));
-    mock.current.inject({ kind: 'status', status: 403, code: 'AccessDenied' });
-    const error = await createS3ModelSource({
-      ...sourceOptions,
-      credentials: { accessKeyId: 'AKIAEXAMPLEKEY123', secretAccessKey: 'very-secret-value' },
-    })
-      .download(model, { filePath: join(dir, 'style.part'), info: { sizeBytes: 64 * KIB, etag: '"x"' } })
-      .catch((caught) => caught);
-    expect(ApiCallError.isInstance(error) && error.statusCode === 403 && !error.isRetryable).toBe(true);
-    const text = `${(error as Error).message} ${JSON.stringify(error)}`;
-    expect(text).toContain('s3://models/loras/style.safetensors');
-    expect(text).not.toMatch(/X-Amz-Signature|AKIAEXAMPLEKEY123|very-secret-value/);
-  });
-
-  it('gives up on a part after its retries with a retryable error', async () => {
-    mock.current.putObject('models', key, bytes(64 * KIB));
-    mock.current.inject({ kind: 'status', status: 503, code: 'SlowDown', times: 10 });
-    const error = await createS3ModelSource({ ...sourceOptions, retries: 2 })
-      .download(model, { filePath: join(dir, 'style.part'), info: { sizeBytes: 64 * KIB, etag: '"x"' } })
-      .catch((caught) => caught);
-    expect(ApiCallError.isInstance(error) && error.statusCode === 503 && error.isRetryable).toBe(true);
-    expect(gets()).toHaveLength(3);
-  });
-
-  it('starts over on the new version when the object is replaced mid-download (412)', async () => {
-    const oldData = bytes(192 * KIB, 1);
-    const newData = bytes(160 * KIB, 2);
-    mock.current.putObject('models', key, oldData);
-    const source = createS3ModelSource({ ...sourceOptions, concurrency: 1 });
-    const info = await source.stat(model);
-    mock.current.putObject('models', key, newData);
-    const filePath = join(dir, 'style.part');
-    const result = await source.download(model, { filePath, info });
-    expect(result.sizeBytes).toBe(newData.length);
-    expect((await readFile(filePath)).equals(newData)).toBe(true);
-    expect(mock.current.requests.some((request) => request.status === 412)).toBe(true);
-  });
-
-  it('reads the size again when a range lies past the end (416)', async () => {
-    const data = bytes(100 * KIB);
-    mock.current.putObject('models', key, data);
-    const filePath = join(dir, 'style.part');
-    // A stale size (no ETag to pin): the second part starts past the end of the object.
-    const result = await createS3ModelSource(sourceOptions).download(model, {
-      filePath,
-      info: { sizeBytes: 300 * KIB },
+// The socket transport (the default) meets the mock over a loopback server; the fetch
+// transport meets it through msw.
+describe.each(['socket', 'fetch'] as const)(
+  'createS3ModelSource against an S3 mock (what s3rver gets wrong), %s transport',
+  (transport) => {
+    const mock: { current: S3Mock } = { current: createS3Mock() };
+    const msw = setupServer(http.all('http://s3.test/*', ({ request }) => mock.current.handle(request)));
+    let closeServer: () => Promise<void> = async () => {};
+    const sourceOptions = {
+      bucket: 'models',
+      endpoint: 'http://s3.test',
+      credentials,
+      partSizeBytes: 64 * KIB,
+      concurrency: 3,
+      clock: immediateClock,
+      rangeTransport: transport,
+    };
+    beforeAll(async () => {
+      if (transport === 'fetch') {
+        msw.listen({ onUnhandledRequest: 'error' });
+        closeServer = async () => msw.close();
+        return;
+      }
+      const server = await startS3MockServer({
+        handle: (request) => mock.current.handle(request),
+        putObject: (...args) => mock.current.putObject(...args),
+        getObject: (...args) => mock.current.getObject(...args),
+        inject: (fault) => mock.current.inject(fault),
+        get requests() {
+          return mock.current.requests;
+        },
+      });
+      sourceOptions.endpoint = server.endpoint;
+      closeServer = server.close;
     });
-    expect(result.sizeBytes).toBe(data.length);
-    expect((await readFile(filePath)).equals(data)).toBe(true);
-    expect(mock.current.requests.some((request) => request.status === 416)).toBe(true);
-  });
-
-  it('answers suffix ranges as S3 does (s3rver reads bytes=-N as 0..N)', async () => {
-    const data = bytes(1000);
-    mock.current.putObject('models', key, data);
-    const response = await mock.current.handle(
-      new Request('http://s3.test/models/loras/style.safetensors', { headers: { range: 'bytes=-100' } }),
-    );
-    expect(response?.status).toBe(206);
-    expect(response?.headers.get('content-range')).toBe('bytes 900-999/1000');
-    expect(Buffer.from(await response!.arrayBuffer()).equals(data.subarray(900))).toBe(true);
-  });
-
-  it('keeps a crashed download hidden and resumes it in a new process without fetching done parts again', async () => {
-    const data = bytes(320 * KIB);
-    mock.current.putObject('models', key, data);
-    const modelsDir = join(dir, 'models');
-    mock.current.inject({ kind: 'status', status: 403, code: 'AccessDenied', rangeStart: 192 * KIB });
-    const first = createModelLoader({
-      source: createS3ModelSource({ ...sourceOptions, concurrency: 1 }),
-      cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
+    afterAll(() => closeServer());
+    beforeEach(() => {
+      mock.current = createS3Mock();
     });
-    await expect(first.load(await first.plan([model]))).rejects.toThrow('AccessDenied');
-    await expect(stat(join(modelsDir, 'loras', 'style.safetensors'))).rejects.toThrow();
-    const partial = join(modelsDir, '.partial', 'loras', 'style.safetensors.part');
-    expect(JSON.parse(await readFile(partStatePath(partial), 'utf8')).completedParts).toEqual([0, 1, 2]);
 
-    // A fresh cache and loader stand for a restarted process.
-    const second = createModelLoader({
-      source: createS3ModelSource(sourceOptions),
-      cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
-    });
-    const result = await second.load(await second.plan([model]));
-    expect(result.bytesDownloaded).toBe(128 * KIB);
-    expect((await readFile(join(modelsDir, 'loras', 'style.safetensors'))).equals(data)).toBe(true);
-    await expect(stat(partial)).rejects.toThrow();
-    await expect(stat(partStatePath(partial))).rejects.toThrow();
-  });
+    const model = { folder: 'loras', name: 'style.safetensors' };
+    const key = 'loras/style.safetensors';
+    const gets = () => mock.current.requests.filter((request) => request.method === 'GET');
 
-  it('downloads a model once when two loads ask for it at the same time', async () => {
-    const data = bytes(256 * KIB);
-    mock.current.putObject('models', key, data);
-    const loader = createModelLoader({
-      source: createS3ModelSource(sourceOptions),
-      cache: createDiskModelCache({ dir: join(dir, 'models'), maxBytes: 10 * 1024 * KIB }),
+    it('pins every part to the ETag with If-Match and asks for exact ranges', async () => {
+      const data = bytes(200 * KIB);
+      const etag = mock.current.putObject('models', key, data);
+      const filePath = join(dir, 'style.part');
+      await createS3ModelSource(sourceOptions).download(model, { filePath });
+      expect((await readFile(filePath)).equals(data)).toBe(true);
+      expect(gets().map((request) => request.range)).toEqual(
+        expect.arrayContaining([
+          'bytes=0-65535',
+          'bytes=65536-131071',
+          'bytes=131072-196607',
+          `bytes=196608-${200 * KIB - 1}`,
+        ]),
+      );
+      expect(gets().every((request) => request.ifMatch === etag && request.status === 206)).toBe(true);
     });
-    const [a, b] = await Promise.all([
-      loader.plan([model]).then((plan) => loader.load(plan)),
-      loader.plan([model]).then((plan) => loader.load(plan)),
-    ]);
-    expect(gets()).toHaveLength(4);
-    expect(a.bytesDownloaded + b.bytesDownloaded).toBe(data.length);
-    expect((await readFile(join(dir, 'models', 'loras', 'style.safetensors'))).equals(data)).toBe(true);
-  });
 
-  it('refuses a file whose sha256 does not match, leaving nothing behind', async () => {
-    mock.current.putObject('models', key, bytes(100 * KIB));
-    const modelsDir = join(dir, 'models');
-    const loader = createModelLoader({
-      source: createS3ModelSource(sourceOptions),
-      cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
+    it('retries a part that got 503 SlowDown while the other parts went on', async () => {
+      const data = bytes(256 * KIB);
+      mock.current.putObject('models', key, data);
+      mock.current.inject({ kind: 'status', status: 503, code: 'SlowDown', rangeStart: 128 * KIB, times: 2 });
+      const filePath = join(dir, 'style.part');
+      await createS3ModelSource(sourceOptions).download(model, { filePath });
+      expect((await readFile(filePath)).equals(data)).toBe(true);
+      const forPart = gets().filter((request) => request.range?.startsWith(`bytes=${128 * KIB}-`));
+      expect(forPart.map((request) => request.status)).toEqual([503, 503, 206]);
     });
-    const wrong = { ...model, sha256: 'a'.repeat(64) };
-    const error = await loader.load(await loader.plan([wrong])).catch((caught) => caught);
-    expect(InvalidResponseError.isInstance(error)).toBe(true);
-    expect((error as Error).message).toContain('sha256');
-    await expect(stat(join(modelsDir, 'loras', 'style.safetensors'))).rejects.toThrow();
-    await expect(stat(join(modelsDir, '.partial', 'loras', 'style.safetensors.part'))).rejects.toThrow();
-  });
 
-  it('accepts a file whose sha256 matches the one stored in the object metadata', async () => {
-    const data = bytes(70 * KIB);
-    mock.current.putObject('models', key, data);
-    const { createHash } = await import('node:crypto');
-    const digest = createHash('sha256').update(data).digest('hex');
-    const loader = createModelLoader({
-      source: createS3ModelSource(sourceOptions),
-      cache: createDiskModelCache({ dir: join(dir, 'models'), maxBytes: 10 * 1024 * KIB }),
+    it('resumes a part cut off mid-body from the last byte it received', async () => {
+      const data = bytes(128 * KIB);
+      mock.current.putObject('models', key, data);
+      mock.current.inject({ kind: 'cut', rangeStart: 64 * KIB, afterBytes: 10_000 });
+      const filePath = join(dir, 'style.part');
+      await createS3ModelSource(sourceOptions).download(model, { filePath });
+      expect((await readFile(filePath)).equals(data)).toBe(true);
+      expect(gets().some((request) => request.range === `bytes=${64 * KIB + 10_000}-${128 * KIB - 1}`)).toBe(
+        true,
+      );
     });
-    const result = await loader.load(await loader.plan([{ ...model, sha256: digest }]));
-    expect(result.loaded).toHaveLength(1);
-    expect(result.cacheHits).toBe(0);
-  });
-});
+
+    it('never puts the presigned URL or the access key in an error', async () => {
+      mock.current.putObject('models', key, bytes(64 * KIB));
+      mock.current.inject({ kind: 'status', status: 403, code: 'AccessDenied' });
+      const error = await createS3ModelSource({
+        ...sourceOptions,
+        credentials: { accessKeyId: 'AKIAEXAMPLEKEY123', secretAccessKey: 'very-secret-value' },
+      })
+        .download(model, { filePath: join(dir, 'style.part'), info: { sizeBytes: 64 * KIB, etag: '"x"' } })
+        .catch((caught) => caught);
+      expect(ApiCallError.isInstance(error) && error.statusCode === 403 && !error.isRetryable).toBe(true);
+      const text = `${(error as Error).message} ${JSON.stringify(error)}`;
+      expect(text).toContain('s3://models/loras/style.safetensors');
+      expect(text).not.toMatch(/X-Amz-Signature|AKIAEXAMPLEKEY123|very-secret-value/);
+    });
+
+    it('gives up on a part after its retries with a retryable error', async () => {
+      mock.current.putObject('models', key, bytes(64 * KIB));
+      mock.current.inject({ kind: 'status', status: 503, code: 'SlowDown', times: 10 });
+      const error = await createS3ModelSource({ ...sourceOptions, retries: 2 })
+        .download(model, { filePath: join(dir, 'style.part'), info: { sizeBytes: 64 * KIB, etag: '"x"' } })
+        .catch((caught) => caught);
+      expect(ApiCallError.isInstance(error) && error.statusCode === 503 && error.isRetryable).toBe(true);
+      expect(gets()).toHaveLength(3);
+    });
+
+    it('starts over on the new version when the object is replaced mid-download (412)', async () => {
+      const oldData = bytes(192 * KIB, 1);
+      const newData = bytes(160 * KIB, 2);
+      mock.current.putObject('models', key, oldData);
+      const source = createS3ModelSource({ ...sourceOptions, concurrency: 1 });
+      const info = await source.stat(model);
+      mock.current.putObject('models', key, newData);
+      const filePath = join(dir, 'style.part');
+      const result = await source.download(model, { filePath, info });
+      expect(result.sizeBytes).toBe(newData.length);
+      expect((await readFile(filePath)).equals(newData)).toBe(true);
+      expect(mock.current.requests.some((request) => request.status === 412)).toBe(true);
+    });
+
+    it('reads the size again when a range lies past the end (416)', async () => {
+      const data = bytes(100 * KIB);
+      mock.current.putObject('models', key, data);
+      const filePath = join(dir, 'style.part');
+      // A stale size (no ETag to pin): the second part starts past the end of the object.
+      const result = await createS3ModelSource(sourceOptions).download(model, {
+        filePath,
+        info: { sizeBytes: 300 * KIB },
+      });
+      expect(result.sizeBytes).toBe(data.length);
+      expect((await readFile(filePath)).equals(data)).toBe(true);
+      expect(mock.current.requests.some((request) => request.status === 416)).toBe(true);
+    });
+
+    it('answers suffix ranges as S3 does (s3rver reads bytes=-N as 0..N)', async () => {
+      const data = bytes(1000);
+      mock.current.putObject('models', key, data);
+      const response = await mock.current.handle(
+        new Request(`${sourceOptions.endpoint}/models/loras/style.safetensors`, {
+          headers: { range: 'bytes=-100' },
+        }),
+      );
+      expect(response?.status).toBe(206);
+      expect(response?.headers.get('content-range')).toBe('bytes 900-999/1000');
+      expect(Buffer.from(await response!.arrayBuffer()).equals(data.subarray(900))).toBe(true);
+    });
+
+    it('keeps a crashed download hidden and resumes it in a new process without fetching done parts again', async () => {
+      const data = bytes(320 * KIB);
+      mock.current.putObject('models', key, data);
+      const modelsDir = join(dir, 'models');
+      mock.current.inject({ kind: 'status', status: 403, code: 'AccessDenied', rangeStart: 192 * KIB });
+      const first = createModelLoader({
+        source: createS3ModelSource({ ...sourceOptions, concurrency: 1 }),
+        cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
+      });
+      await expect(first.load(await first.plan([model]))).rejects.toThrow('AccessDenied');
+      await expect(stat(join(modelsDir, 'loras', 'style.safetensors'))).rejects.toThrow();
+      const partial = join(modelsDir, '.partial', 'loras', 'style.safetensors.part');
+      expect(JSON.parse(await readFile(partStatePath(partial), 'utf8')).completedParts).toEqual([0, 1, 2]);
+
+      // A fresh cache and loader stand for a restarted process.
+      const second = createModelLoader({
+        source: createS3ModelSource(sourceOptions),
+        cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
+      });
+      const result = await second.load(await second.plan([model]));
+      expect(result.bytesDownloaded).toBe(128 * KIB);
+      expect((await readFile(join(modelsDir, 'loras', 'style.safetensors'))).equals(data)).toBe(true);
+      await expect(stat(partial)).rejects.toThrow();
+      await expect(stat(partStatePath(partial))).rejects.toThrow();
+    });
+
+    it('downloads a model once when two loads ask for it at the same time', async () => {
+      const data = bytes(256 * KIB);
+      mock.current.putObject('models', key, data);
+      const loader = createModelLoader({
+        source: createS3ModelSource(sourceOptions),
+        cache: createDiskModelCache({ dir: join(dir, 'models'), maxBytes: 10 * 1024 * KIB }),
+      });
+      const [a, b] = await Promise.all([
+        loader.plan([model]).then((plan) => loader.load(plan)),
+        loader.plan([model]).then((plan) => loader.load(plan)),
+      ]);
+      expect(gets()).toHaveLength(4);
+      expect(a.bytesDownloaded + b.bytesDownloaded).toBe(data.length);
+      expect((await readFile(join(dir, 'models', 'loras', 'style.safetensors'))).equals(data)).toBe(true);
+    });
+
+    it('refuses a file whose sha256 does not match, leaving nothing behind', async () => {
+      mock.current.putObject('models', key, bytes(100 * KIB));
+      const modelsDir = join(dir, 'models');
+      const loader = createModelLoader({
+        source: createS3ModelSource(sourceOptions),
+        cache: createDiskModelCache({ dir: modelsDir, maxBytes: 10 * 1024 * KIB }),
+      });
+      const wrong = { ...model, sha256: 'a'.repeat(64) };
+      const error = await loader.load(await loader.plan([wrong])).catch((caught) => caught);
+      expect(InvalidResponseError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toContain('sha256');
+      await expect(stat(join(modelsDir, 'loras', 'style.safetensors'))).rejects.toThrow();
+      await expect(stat(join(modelsDir, '.partial', 'loras', 'style.safetensors.part'))).rejects.toThrow();
+    });
+
+    it('accepts a file whose sha256 matches the one stored in the object metadata', async () => {
+      const data = bytes(70 * KIB);
+      mock.current.putObject('models', key, data);
+      const { createHash } = await import('node:crypto');
+      const digest = createHash('sha256').update(data).digest('hex');
+      const loader = createModelLoader({
+        source: createS3ModelSource(sourceOptions),
+        cache: createDiskModelCache({ dir: join(dir, 'models'), maxBytes: 10 * 1024 * KIB }),
+      });
+      const result = await loader.load(await loader.plan([{ ...model, sha256: digest }]));
+      expect(result.loaded).toHaveLength(1);
+      expect(result.cacheHits).toBe(0);
+    });
+  },
+);

@@ -10,6 +10,13 @@ export type {
 export { createDiskModelCache, modelKey, PARTIAL_DOWNLOADS_FOLDER } from './disk-cache';
 export type { HttpModelSourceOptions } from './http-source';
 export { createHttpModelSource } from './http-source';
+export type {
+  Http1RangeClient,
+  Http1RangeClientOptions,
+  Http1Response,
+  LentChunkBody,
+} from './http1-range-client';
+export { createHttp1RangeClient } from './http1-range-client';
 export type { MeasuredBandwidth, ModelCache, ModelLoader, ModelLoaderOptions } from './loader';
 export { createModelLoader } from './loader';
 export type {

@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   InvalidResponseError,
 } from '../spec/errors';
+import type { LentChunkBody } from './http1-range-client';
 import type { ModelDownloadProgress, ModelObjectInfo } from './model-source';
 
 /** An inclusive byte range, as HTTP's `Range: bytes=start-end` names it. */
@@ -16,7 +17,8 @@ export interface ByteRange {
 }
 
 /**
- * Reads one byte range of a remote object as a stream of chunks. It should throw an
+ * Reads one byte range of a remote object: as a stream of chunks, or as a `LentChunkBody`
+ * (chunks lent by a connection that reads into one reused buffer; the cheapest). It should throw an
  * `ApiCallError` with status 412 when the object no longer has `etag`, 416 when the range
  * lies past its end, and errors flagged `isRetryable` for what a second try may fix.
  */
@@ -27,7 +29,7 @@ export type RangeReader = (
     etag?: string /** The object's size as the download knows it. */;
     sizeBytes: number;
   },
-) => Promise<AsyncIterable<Uint8Array>>;
+) => Promise<AsyncIterable<Uint8Array> | LentChunkBody>;
 
 /** Options of `downloadInParts`. */
 export interface PartDownloadOptions {
@@ -283,10 +285,7 @@ async function downloadVersion(
       // Two buffers per worker, reused for every part: incoming chunks are copied into one
       // while the other is being written, so the socket keeps flowing during disk writes,
       // and chunks die young, so the garbage collector never sees megabytes of them promoted.
-      const slabs: [Buffer, Buffer] = [
-        Buffer.allocUnsafe(writeBufferBytes),
-        Buffer.allocUnsafe(writeBufferBytes),
-      ];
+      const slabs = new Slabs(writeBufferBytes);
       for (;;) {
         if (controller.signal.aborted) return;
         const index = queue.shift();
@@ -341,7 +340,7 @@ async function downloadPart(
   part: { start: number; length: number; sizeBytes: number; etag: string | undefined },
   signal: AbortSignal,
   report: (bytes: number, fresh: boolean) => void,
-  slabs: [Buffer, Buffer],
+  slabs: Slabs,
 ): Promise<void> {
   const { start, length, sizeBytes, etag } = part;
   let written = 0;
@@ -354,7 +353,32 @@ async function downloadPart(
         sizeBytes,
         ...(etag === undefined ? {} : { etag }),
       });
-      let [current, spare] = slabs;
+      const tooLong = () =>
+        new InvalidResponseError({
+          message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
+        });
+      if (!(Symbol.asyncIterator in stream)) {
+        await writeLentBody(stream, handle, {
+          position: start + written,
+          length: length - written,
+          slabs,
+          signal,
+          tooLong,
+          onWritten: (bytes) => {
+            written += bytes;
+            report(bytes, true);
+          },
+        });
+        if (written < length) {
+          throw new ApiCallError({
+            message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
+            url: options.label ?? 'range',
+            isRetryable: true,
+          });
+        }
+        return;
+      }
+      let [current, spare] = slabs.pair(0);
       let used = 0;
       // Bytes taken from the stream: written, being written, or waiting in `current`.
       let accepted = written;
@@ -380,9 +404,7 @@ async function downloadPart(
         for await (const chunk of stream) {
           if (accepted + chunk.byteLength > length) {
             used = 0;
-            throw new InvalidResponseError({
-              message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
-            });
+            throw tooLong();
           }
           accepted += chunk.byteLength;
           let offset = 0;
@@ -422,4 +444,101 @@ async function downloadPart(
       },
     },
   );
+}
+
+/**
+ * A worker's two write buffers, reused for every part it downloads. Lent chunks must be
+ * copied whole as they come, so for them each buffer has room for one more chunk past the
+ * point where it is written out.
+ */
+class Slabs {
+  private buffers: [Buffer, Buffer] | undefined;
+  constructor(readonly writeBytes: number) {}
+  /** Two buffers of at least `writeBytes + extraBytes`. */
+  pair(extraBytes: number): [Buffer, Buffer] {
+    const size = this.writeBytes + extraBytes;
+    if (this.buffers === undefined || this.buffers[0].length < size) {
+      this.buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    }
+    return this.buffers;
+  }
+}
+
+/**
+ * Copies a lent body into the worker's buffers and writes each at its place once
+ * `writeBytes` have gathered, one write in flight: while it runs the next buffer fills,
+ * and when that one is full too, the connection pauses until the write is done. Whatever
+ * arrived before an error is still written, so that a retry asks only for the rest.
+ */
+async function writeLentBody(
+  body: LentChunkBody,
+  handle: FileHandle,
+  target: {
+    position: number;
+    length: number;
+    slabs: Slabs;
+    signal: AbortSignal;
+    tooLong: () => Error;
+    onWritten: (bytes: number) => void;
+  },
+): Promise<void> {
+  let [current, spare] = target.slabs.pair(body.maxChunkBytes);
+  const threshold = target.slabs.writeBytes;
+  let used = 0;
+  let accepted = 0;
+  let position = target.position;
+  let writing: Promise<void> | undefined;
+  let writeError: unknown;
+  let waiting = false;
+  const flush = () => {
+    const buffer = current;
+    const bytes = used;
+    const at = position;
+    used = 0;
+    position += bytes;
+    current = spare;
+    spare = buffer;
+    writing = handle.write(buffer, 0, bytes, at).then(
+      () => {
+        writing = undefined;
+        target.onWritten(bytes);
+        if (waiting) {
+          waiting = false;
+          if (used >= threshold) flush();
+          body.resume();
+        }
+      },
+      (error: unknown) => {
+        writing = undefined;
+        writeError ??= error;
+        body.cancel();
+      },
+    );
+  };
+  try {
+    await body.consume((chunk) => {
+      if (accepted + chunk.byteLength > target.length) throw target.tooLong();
+      accepted += chunk.byteLength;
+      current.set(chunk, used);
+      used += chunk.byteLength;
+      if (used < threshold) return true;
+      if (writing === undefined) {
+        flush();
+        return true;
+      }
+      waiting = true;
+      return false;
+    });
+  } catch (error) {
+    throw writeError ?? error;
+  } finally {
+    waiting = false;
+    while (writing !== undefined) await writing;
+    if (used > 0 && writeError === undefined) {
+      flush();
+      while (writing !== undefined) await writing;
+    }
+  }
+  if (writeError !== undefined) throw writeError;
+  target.signal.throwIfAborted();
 }

@@ -1,0 +1,502 @@
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { ApiCallError, InvalidArgumentError, InvalidResponseError } from '../spec/errors';
+
+/**
+ * A body read by callback: each chunk is lent for the duration of the call only (the
+ * connection reads into one reused buffer), so whoever keeps bytes copies them. Reading
+ * this way allocates nothing per read, which is most of what a download costs in CPU.
+ */
+export interface LentChunkBody {
+  /** Largest chunk `onChunk` can be given. */
+  readonly maxChunkBytes: number;
+  /**
+   * Passes every chunk of the body to `onChunk`. When `onChunk` returns false, reading
+   * pauses until `resume()`; no chunk comes while paused. An exception thrown by
+   * `onChunk` ends the body with it. Resolves at the end of the body.
+   */
+  consume(onChunk: (chunk: Uint8Array) => boolean): Promise<void>;
+  resume(): void;
+  /** Stops reading; the connection is closed, not reused. */
+  cancel(): void;
+}
+
+/** An answer of `Http1RangeClient.get`: status and head at once, the body when asked. */
+export interface Http1Response {
+  readonly status: number;
+  /** Header value by lower-case name (repeated headers joined with `, `). */
+  header(name: string): string | undefined;
+  readonly body: LentChunkBody;
+  /** The whole body as text (for error answers, which are small). */
+  text(maxBytes?: number): Promise<string>;
+}
+
+/** Options of `createHttp1RangeClient`. */
+export interface Http1RangeClientOptions {
+  /** Bytes each connection reads at once into its reused buffer. @default 256 KiB */
+  readBufferBytes?: number;
+  /** An idle kept-alive connection is closed after this long. @default 4000 */
+  idleTimeoutMs?: number;
+  /** A request fails (retryably) when its connection sends nothing for this long while being read. @default 60000 */
+  stallTimeoutMs?: number;
+}
+
+/**
+ * A small HTTP/1.1 client for the GETs of a download: kept-alive connections per origin
+ * (plain or TLS), each reading into one reused buffer (`onread`), and bodies handed over as
+ * lent chunks. It does what ranged model downloads need and no more: no redirects, no
+ * compression, no proxies. Errors name the origin, never the path (a presigned URL's
+ * query is a credential).
+ */
+export interface Http1RangeClient {
+  get(
+    url: string,
+    options: { headers?: Record<string, string>; signal?: AbortSignal },
+  ): Promise<Http1Response>;
+  /** Closes idle connections. */
+  close(): void;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEAD_LIMIT = 64 * 1024;
+
+interface Connection {
+  socket: Socket;
+  /** Receives what the socket reads; returns false to pause reading. */
+  onBytes: (bytes: Uint8Array) => boolean;
+  onEnd: (error: Error | undefined) => void;
+  reused: boolean;
+}
+
+function networkError(origin: string, message: string, code?: string): ApiCallError {
+  return new ApiCallError({
+    message: `${origin}: ${message}`,
+    url: origin,
+    isRetryable: true,
+    ...(code === undefined ? {} : { networkErrorCode: code }),
+  });
+}
+
+function indexOfHeadEnd(buffer: Buffer, from: number): number {
+  return buffer.indexOf('\r\n\r\n', Math.max(0, from - 3), 'latin1');
+}
+
+/** Creates an `Http1RangeClient`. */
+export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): Http1RangeClient {
+  const readBufferBytes = options.readBufferBytes ?? 256 * 1024;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 4000;
+  const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
+  const idle = new Map<string, Connection[]>();
+
+  const open = (url: URL, origin: string): Connection => {
+    const buffer = Buffer.allocUnsafe(readBufferBytes);
+    const connection: Connection = {
+      socket: undefined as unknown as Socket,
+      onBytes: () => true,
+      onEnd: () => {},
+      reused: false,
+    };
+    const onread = {
+      buffer,
+      callback: (bytes: number, into: Uint8Array) => connection.onBytes(into.subarray(0, bytes)),
+    };
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const socket =
+      url.protocol === 'https:'
+        ? connectTls({ host, port, servername: host, ALPNProtocols: ['http/1.1'], onread } as never)
+        : connectTcp({ host, port, onread, noDelay: true });
+    connection.socket = socket;
+    let ended = false;
+    const end = (error: Error | undefined) => {
+      if (ended) return;
+      ended = true;
+      removeIdle(origin, connection);
+      connection.onEnd(error);
+    };
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      end(networkError(origin, error.message, error.code)),
+    );
+    socket.on('end', () => end(undefined));
+    socket.on('close', () => end(undefined));
+    socket.on('timeout', () => {
+      socket.destroy(networkError(origin, `no data for ${stallTimeoutMs} ms`, 'ETIMEDOUT'));
+    });
+    return connection;
+  };
+
+  const removeIdle = (origin: string, connection: Connection) => {
+    const list = idle.get(origin);
+    if (list === undefined) return;
+    const index = list.indexOf(connection);
+    if (index >= 0) list.splice(index, 1);
+    if (list.length === 0) idle.delete(origin);
+  };
+
+  const release = (origin: string, connection: Connection) => {
+    connection.onBytes = () => {
+      // Bytes on an idle connection are a server's mistake: never reuse it.
+      connection.socket.destroy();
+      return false;
+    };
+    connection.onEnd = () => {};
+    connection.reused = true;
+    connection.socket.setTimeout(idleTimeoutMs);
+    connection.socket.removeAllListeners('timeout');
+    connection.socket.on('timeout', () => connection.socket.destroy());
+    connection.socket.unref();
+    let list = idle.get(origin);
+    if (list === undefined) {
+      list = [];
+      idle.set(origin, list);
+    }
+    list.push(connection);
+  };
+
+  const exchange = (
+    origin: string,
+    request: string,
+    signal: AbortSignal | undefined,
+    connection: Connection,
+  ): Promise<Http1Response> =>
+    new Promise<Http1Response>((resolve, reject) => {
+      const { socket } = connection;
+      socket.ref();
+      socket.removeAllListeners('timeout');
+      socket.setTimeout(stallTimeoutMs);
+      socket.on('timeout', () =>
+        socket.destroy(networkError(origin, `no data for ${stallTimeoutMs} ms`, 'ETIMEDOUT')),
+      );
+      let head: Buffer | undefined = Buffer.alloc(0);
+      let headSettled = false;
+      // Body framing.
+      let remaining = 0; // bytes of the body (fixed length) or of the current chunk (chunked)
+      let framing: 'length' | 'chunked' | 'close' = 'length';
+      let chunkState: 'size' | 'data' | 'data-crlf' | 'trailer' = 'size';
+      let sizeLine = '';
+      let keepAlive = true;
+      let status = 0;
+      const headers = new Map<string, string>();
+      let early: Buffer | undefined; // body bytes read with the head, before consume
+      let consumer: ((chunk: Uint8Array) => boolean) | undefined;
+      let bodyDone = false;
+      let bodyResolve: (() => void) | undefined;
+      let bodyReject: ((error: unknown) => void) | undefined;
+      let bodyError: unknown;
+      let paused = false;
+      let anyByte = false;
+      // The server closed a body framed by the close before anyone asked for it.
+      let closedBeforeConsume = false;
+
+      const fail = (error: unknown) => {
+        cleanup();
+        if (!headSettled) {
+          headSettled = true;
+          reject(error);
+        } else if (!bodyDone) {
+          bodyDone = true;
+          bodyError = error;
+          bodyReject?.(error);
+        }
+        socket.destroy();
+      };
+      const onAbort = () => fail(signal?.reason);
+      const cleanup = () => signal?.removeEventListener('abort', onAbort);
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      const finishBody = (extra: number) => {
+        bodyDone = true;
+        cleanup();
+        bodyResolve?.();
+        if (keepAlive && extra === 0 && framing !== 'close') release(origin, connection);
+        else socket.destroy();
+      };
+
+      /** Feeds body bytes through the framing; returns false to pause. */
+      const deliverBody = (bytes: Uint8Array): boolean => {
+        if (consumer === undefined) {
+          early = early === undefined ? Buffer.from(bytes) : Buffer.concat([early, bytes]);
+          return false;
+        }
+        let offset = 0;
+        let keepReading = true;
+        while (offset < bytes.length && !bodyDone) {
+          if (framing === 'close') {
+            keepReading = consumer(bytes.subarray(offset));
+            offset = bytes.length;
+            break;
+          }
+          if (framing === 'length' || chunkState === 'data') {
+            const take = Math.min(remaining, bytes.length - offset);
+            remaining -= take;
+            const piece = bytes.subarray(offset, offset + take);
+            offset += take;
+            if (framing === 'length' && remaining === 0) {
+              consumer(piece);
+              finishBody(bytes.length - offset);
+              return false;
+            }
+            if (framing === 'chunked' && remaining === 0) chunkState = 'data-crlf';
+            if (piece.length > 0 && !consumer(piece)) keepReading = false;
+            continue;
+          }
+          // Chunked framing: size lines, CRLF after data, trailers.
+          const byte = bytes[offset++]!;
+          if (chunkState === 'data-crlf') {
+            if (byte === 10) chunkState = 'size';
+            continue;
+          }
+          if (byte !== 10) {
+            if (sizeLine.length > 1024)
+              throw new InvalidResponseError({
+                message: `${origin} sent a malformed chunked body.`,
+                url: origin,
+              });
+            sizeLine += String.fromCharCode(byte);
+            continue;
+          }
+          const line = sizeLine.replace(/\r$/, '');
+          sizeLine = '';
+          if (chunkState === 'trailer') {
+            if (line === '') finishBody(bytes.length - offset);
+            continue;
+          }
+          const size = Number.parseInt(line.split(';')[0]!.trim(), 16);
+          if (!Number.isSafeInteger(size) || size < 0) {
+            throw new InvalidResponseError({
+              message: `${origin} sent a malformed chunk size.`,
+              url: origin,
+            });
+          }
+          if (size === 0) chunkState = 'trailer';
+          else {
+            remaining = size;
+            chunkState = 'data';
+          }
+        }
+        if (!keepReading) paused = true;
+        return keepReading;
+      };
+
+      const parseHead = (text: string) => {
+        const lines = text.split('\r\n');
+        const match = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? '');
+        if (match === null) {
+          throw new InvalidResponseError({ message: `${origin} did not answer in HTTP/1.x.`, url: origin });
+        }
+        status = Number(match[2]);
+        headers.clear();
+        for (const line of lines.slice(1)) {
+          const colon = line.indexOf(':');
+          if (colon <= 0) continue;
+          const name = line.slice(0, colon).trim().toLowerCase();
+          const value = line.slice(colon + 1).trim();
+          const known = headers.get(name);
+          headers.set(name, known === undefined ? value : `${known}, ${value}`);
+        }
+        const connectionHeader = (headers.get('connection') ?? '').toLowerCase();
+        keepAlive =
+          match[1] === '1' ? !connectionHeader.includes('close') : connectionHeader.includes('keep-alive');
+        const transferEncoding = (headers.get('transfer-encoding') ?? '').toLowerCase();
+        const contentLength = headers.get('content-length');
+        if (transferEncoding.includes('chunked')) framing = 'chunked';
+        else if (contentLength !== undefined) {
+          framing = 'length';
+          remaining = Number(contentLength);
+          if (!Number.isSafeInteger(remaining) || remaining < 0) {
+            throw new InvalidResponseError({
+              message: `${origin} sent Content-Length "${contentLength}".`,
+              url: origin,
+            });
+          }
+        } else if (status === 204 || status === 304) {
+          framing = 'length';
+          remaining = 0;
+        } else framing = 'close';
+      };
+
+      const body: LentChunkBody = {
+        maxChunkBytes: readBufferBytes + HEAD_LIMIT,
+        consume(onChunk) {
+          if (consumer !== undefined) return Promise.reject(new Error('The body is already being read.'));
+          return new Promise<void>((resolveBody, rejectBody) => {
+            if (bodyError !== undefined) return rejectBody(bodyError);
+            bodyResolve = resolveBody;
+            bodyReject = rejectBody;
+            consumer = onChunk;
+            const pending = early;
+            early = undefined;
+            paused = false;
+            try {
+              if (pending !== undefined) deliverBody(pending);
+            } catch (error) {
+              fail(error);
+              return;
+            }
+            if (bodyDone) return resolveBody();
+            if (closedBeforeConsume) return finishBody(1);
+            if (!paused) socket.resume();
+          });
+        },
+        resume() {
+          if (!paused || bodyDone) return;
+          paused = false;
+          socket.resume();
+        },
+        cancel() {
+          if (bodyDone) return;
+          fail(new Error('The body was cancelled.'));
+        },
+      };
+
+      connection.onBytes = (bytes) => {
+        anyByte = true;
+        try {
+          if (head !== undefined) {
+            const previous = head.length;
+            head = Buffer.concat([head, bytes]);
+            const end = indexOfHeadEnd(head, previous);
+            if (end < 0) {
+              if (head.length > HEAD_LIMIT) {
+                throw new InvalidResponseError({
+                  message: `${origin} sent a response head over 64 KiB.`,
+                  url: origin,
+                });
+              }
+              return true;
+            }
+            const text = head.subarray(0, end).toString('latin1');
+            const rest = head.subarray(end + 4);
+            parseHead(text);
+            if (status >= 100 && status < 200) {
+              // An interim answer (100 Continue): the real one follows.
+              head = Buffer.alloc(0);
+              return rest.length === 0 ? true : connection.onBytes(Buffer.from(rest));
+            }
+            head = undefined;
+            headSettled = true;
+            if (framing === 'length' && remaining === 0) {
+              finishBody(rest.length);
+            } else if (rest.length > 0) {
+              early = Buffer.from(rest);
+            }
+            resolve(response);
+            // Wait for consume() before reading more of the body.
+            if (!bodyDone) paused = true;
+            return false;
+          }
+          return deliverBody(bytes);
+        } catch (error) {
+          fail(error);
+          return false;
+        }
+      };
+      connection.onEnd = (error) => {
+        if (bodyDone) return;
+        if (!headSettled && !anyByte && connection.reused && error === undefined) {
+          fail(
+            Object.assign(networkError(origin, 'a kept-alive connection was closed'), {
+              staleConnection: true,
+            }),
+          );
+          return;
+        }
+        if (headSettled && framing === 'close' && error === undefined) {
+          if (consumer === undefined) {
+            // Hand over what is left when consume() comes.
+            closedBeforeConsume = true;
+            return;
+          }
+          finishBody(1);
+          return;
+        }
+        if (!headSettled && !anyByte && connection.reused && error !== undefined) {
+          fail(Object.assign(error, { staleConnection: true }));
+          return;
+        }
+        fail(
+          error ?? networkError(origin, 'the connection closed before the answer was complete', 'ECONNRESET'),
+        );
+      };
+
+      const response: Http1Response = {
+        get status() {
+          return status;
+        },
+        header: (name) => headers.get(name.toLowerCase()),
+        body,
+        async text(maxBytes = 1024 * 1024) {
+          const parts: Buffer[] = [];
+          let total = 0;
+          await body.consume((chunk) => {
+            if (total < maxBytes) parts.push(Buffer.from(chunk.subarray(0, maxBytes - total)));
+            total += chunk.length;
+            return true;
+          });
+          return Buffer.concat(parts).toString('utf8');
+        },
+      };
+
+      if (signal?.aborted) {
+        fail(signal.reason);
+        return;
+      }
+      socket.resume();
+      socket.write(request, 'latin1', (error) => {
+        if (error !== undefined && error !== null) fail(networkError(origin, error.message));
+      });
+    });
+
+  return {
+    async get(input, requestOptions) {
+      let url: URL;
+      try {
+        url = new URL(input);
+      } catch (error) {
+        throw new InvalidArgumentError({
+          argument: 'url',
+          message: 'The URL to download is not valid.',
+          cause: error,
+        });
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        throw new InvalidArgumentError({
+          argument: 'url',
+          message: `Only http: and https: URLs can be downloaded; got ${url.protocol}`,
+        });
+      }
+      const origin = `${url.protocol}//${url.host}`;
+      let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
+      let hasAcceptEncoding = false;
+      for (const [name, value] of Object.entries(requestOptions.headers ?? {})) {
+        if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
+          throw new InvalidArgumentError({
+            argument: 'headers',
+            message: `The header ${JSON.stringify(name)} has a name or value HTTP does not allow.`,
+          });
+        }
+        if (name.toLowerCase() === 'host') continue;
+        if (name.toLowerCase() === 'accept-encoding') hasAcceptEncoding = true;
+        request += `${name}: ${value}\r\n`;
+      }
+      if (!hasAcceptEncoding) request += 'Accept-Encoding: identity\r\n';
+      request += '\r\n';
+      for (;;) {
+        const pooled = idle.get(origin)?.pop();
+        const connection = pooled ?? open(url, origin);
+        try {
+          return await exchange(origin, request, requestOptions.signal, connection);
+        } catch (error) {
+          // A kept-alive connection the server closed meanwhile: try a fresh one at once.
+          if (pooled !== undefined && (error as { staleConnection?: boolean }).staleConnection === true)
+            continue;
+          throw error;
+        }
+      }
+    },
+    close() {
+      for (const list of idle.values()) for (const connection of list) connection.socket.destroy();
+      idle.clear();
+    },
+  };
+}
