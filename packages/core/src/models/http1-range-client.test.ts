@@ -1,0 +1,209 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiCallError, InvalidArgumentError } from '../spec/errors';
+import { createHttp1RangeClient, type Http1RangeClient, type LentChunkBody } from './http1-range-client';
+
+function bytes(size: number): Buffer {
+  const buffer = Buffer.alloc(size);
+  for (let index = 0; index < size; index++) buffer[index] = (index * 31 + (index >> 8)) & 0xff;
+  return buffer;
+}
+
+/** Reads a lent body whole, copying each chunk (they are only lent). */
+async function collect(body: LentChunkBody): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  await body.consume((chunk) => {
+    parts.push(Buffer.from(chunk));
+    return true;
+  });
+  return Buffer.concat(parts);
+}
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const close of closers.splice(0)) close();
+});
+
+async function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  closers.push(() => {
+    (server as Server).closeAllConnections?.();
+    server.close();
+  });
+  return `http://127.0.0.1:${port}`;
+}
+
+function client(options?: Parameters<typeof createHttp1RangeClient>[0]): Http1RangeClient {
+  const created = createHttp1RangeClient(options);
+  closers.push(() => created.close());
+  return created;
+}
+
+describe('createHttp1RangeClient', () => {
+  const data = bytes(3 * 1024 * 1024 + 123);
+
+  async function rangeServer() {
+    const connections = new Set<Socket>();
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const server = createHttpServer((request, response) => {
+      seen.push(request.headers);
+      const match = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
+      if (match === null) {
+        response.writeHead(200, { 'content-length': data.length }).end(data);
+        return;
+      }
+      const start = Number(match[1]);
+      const end = Number(match[2]);
+      response
+        .writeHead(206, {
+          'content-length': end - start + 1,
+          'content-range': `bytes ${start}-${end}/${data.length}`,
+        })
+        .end(data.subarray(start, end + 1));
+    });
+    server.on('connection', (socket) => connections.add(socket));
+    const url = await listen(server);
+    return { url, connections, seen };
+  }
+
+  it('reads ranged bodies through lent chunks and reuses the kept-alive connection', async () => {
+    const { url, connections, seen } = await rangeServer();
+    const http = client({ readBufferBytes: 64 * 1024 });
+    const first = await http.get(`${url}/object?X-Amz-Signature=abc`, {
+      headers: { range: 'bytes=0-1999999', 'if-match': '"etag"' },
+    });
+    expect(first.status).toBe(206);
+    expect(first.header('Content-Range')).toBe(`bytes 0-1999999/${data.length}`);
+    expect((await collect(first.body)).equals(data.subarray(0, 2_000_000))).toBe(true);
+    const second = await http.get(`${url}/object`, {
+      headers: { range: `bytes=2000000-${data.length - 1}` },
+    });
+    expect((await collect(second.body)).equals(data.subarray(2_000_000))).toBe(true);
+    expect(connections.size).toBe(1);
+    expect(seen[0]).toMatchObject({
+      range: 'bytes=0-1999999',
+      'if-match': '"etag"',
+      'accept-encoding': 'identity',
+    });
+  });
+
+  it('pauses reading while the consumer says so, and gives no chunk until resume()', async () => {
+    const { url } = await rangeServer();
+    const http = client({ readBufferBytes: 16 * 1024 });
+    const response = await http.get(`${url}/object`, { headers: { range: 'bytes=0-999999' } });
+    let chunks = 0;
+    let received = 0;
+    const done = response.body.consume((chunk) => {
+      chunks++;
+      received += chunk.length;
+      return chunks !== 1;
+    });
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(chunks).toBe(1);
+    response.body.resume();
+    await done;
+    expect(received).toBe(1_000_000);
+  });
+
+  it('decodes chunked and close-delimited bodies', async () => {
+    const server = createTcpServer((socket) => {
+      socket.on('data', (request) => {
+        if (request.toString().startsWith('GET /chunked')) {
+          socket.write(
+            'HTTP/1.1 503 Slow Down\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<Code\r\n10;ext=1\r\n>SlowDown</Code>\r\n0\r\nX-Trailer: 1\r\n\r\n',
+          );
+        } else {
+          socket.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end');
+        }
+      });
+    });
+    const url = await listen(server);
+    const http = client();
+    const chunked = await http.get(`${url}/chunked`, {});
+    expect(chunked.status).toBe(503);
+    expect(await chunked.text()).toBe('<Code>SlowDown</Code>');
+    const closing = await http.get(`${url}/close`, {});
+    expect(await closing.text()).toBe('until the end');
+  });
+
+  it('retries on a fresh connection when the server has closed the kept-alive one', async () => {
+    let connections = 0;
+    const server = createTcpServer((socket) => {
+      connections++;
+      socket.on('data', () => {
+        if (socket.writableEnded) return;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        // Closed without a word, as a server whose keep-alive timeout passed.
+        setImmediate(() => socket.end());
+      });
+    });
+    const url = await listen(server);
+    const http = client();
+    expect(await (await http.get(`${url}/a`, {})).text()).toBe('ok');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await (await http.get(`${url}/b`, {})).text()).toBe('ok');
+    expect(connections).toBe(2);
+  });
+
+  it('fails a body cut short with a retryable error that names the origin only', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 100000\r\n\r\n');
+        socket.write(Buffer.alloc(5000));
+        setImmediate(() => socket.destroy());
+      });
+    });
+    const url = await listen(server);
+    const response = await client().get(`${url}/key?X-Amz-Signature=secret`, {});
+    let received = 0;
+    const error = await response.body
+      .consume((chunk) => {
+        received += chunk.length;
+        return true;
+      })
+      .catch((caught: unknown) => caught);
+    expect(received).toBe(5000);
+    expect(ApiCallError.isInstance(error) && error.isRetryable).toBe(true);
+    expect(String((error as Error).message)).not.toContain('secret');
+  });
+
+  it('stops when the signal aborts, with its reason', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () =>
+        socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 100000\r\n\r\nabc'),
+      );
+    });
+    const url = await listen(server);
+    const controller = new AbortController();
+    const response = await client().get(`${url}/key`, { signal: controller.signal });
+    const reading = response.body.consume(() => true);
+    controller.abort(new Error('caller gave up'));
+    await expect(reading).rejects.toThrow('caller gave up');
+  });
+
+  it('refuses header values that would split the request, and other schemes', async () => {
+    const http = client();
+    await expect(
+      http.get('http://127.0.0.1:9/x', { headers: { range: 'bytes=0-1\r\nX-Evil: 1' } }),
+    ).rejects.toSatisfy((error: unknown) => InvalidArgumentError.isInstance(error));
+    await expect(http.get('ftp://127.0.0.1/x', {})).rejects.toSatisfy((error: unknown) =>
+      InvalidArgumentError.isInstance(error),
+    );
+  });
+
+  it('says which origin refused the connection, never the path', async () => {
+    const server = createTcpServer();
+    const url = await listen(server);
+    server.close();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const error = await client()
+      .get(`${url}/bucket/key?X-Amz-Credential=AKIA123`, {})
+      .catch((caught: unknown) => caught);
+    expect(ApiCallError.isInstance(error) && error.isRetryable).toBe(true);
+    expect((error as Error).message).toContain(url);
+    expect((error as Error).message).not.toContain('AKIA123');
+  });
+});
