@@ -1,5 +1,4 @@
-import { createServer, request, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /**
  * A byte budget for one client connection: a virtual clock of when the bytes sent so far
@@ -21,66 +20,78 @@ class ConnectionBudget {
 }
 
 /**
- * A small HTTP proxy in front of an S3 server that caps each client connection at
+ * A TCP proxy in front of an S3 server that caps what each client connection receives at
  * `bytesPerSecond` (the per-connection ceiling S3 shows in practice), so that parallel
- * connections are what pays. Headers pass unchanged, so SigV4 signatures still match.
- * The upstream answer is paused whenever its connection is ahead of its budget.
+ * connections are what pays. It forwards bytes unchanged (SigV4 signatures still match) and
+ * parses no HTTP: answers are read into a small ring of reused buffers and written on, so
+ * that the proxy, which shares the machine with the clients it measures, costs little CPU
+ * per byte (a real S3 throttles on its own machines). A connection whose budget is spent,
+ * or whose client has not taken the bytes yet, stops being read until it may go on.
  */
 export async function startThrottleProxy(
   target: string,
   bytesPerSecond: number,
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const upstream = new URL(target);
-  const budgets = new WeakMap<Socket, ConnectionBudget>();
-  const server: Server = createServer((incoming, outgoing) => {
-    const socket = incoming.socket;
-    let budget = budgets.get(socket);
-    if (budget === undefined) {
-      budget = new ConnectionBudget(bytesPerSecond);
-      budgets.set(socket, budget);
-    }
-    const connectionBudget = budget;
-    const forwarded = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: incoming.method,
-        path: incoming.url,
-        headers: incoming.headers,
-      },
-      (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        let resumeTimer: ReturnType<typeof setTimeout> | undefined;
-        let drained = true;
-        const maybeResume = () => {
-          if (resumeTimer === undefined && drained) answer.resume();
-        };
-        answer.on('data', (chunk: Buffer) => {
-          if (!outgoing.write(chunk)) {
-            drained = false;
-            answer.pause();
-          }
-          const wait = connectionBudget.delayFor(chunk.length);
+  const upstreamUrl = new URL(target);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const budget = new ConnectionBudget(bytesPerSecond);
+    const ring = Array.from({ length: 4 }, () => Buffer.allocUnsafe(64 * 1024));
+    const busy = ring.map(() => false);
+    let next = 0; // the buffer the next read goes into
+    let paused = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const resumeIfAllowed = () => {
+      if (!paused || timer !== undefined || busy[next] || upstream.destroyed) return;
+      paused = false;
+      upstream.resume();
+    };
+    const upstream = connect({
+      host: upstreamUrl.hostname,
+      port: Number(upstreamUrl.port),
+      noDelay: true,
+      onread: {
+        buffer: () => ring[next]!,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          const index = next;
+          busy[index] = true;
+          client.write(buffer.subarray(0, bytes), () => {
+            busy[index] = false;
+            resumeIfAllowed();
+          });
+          next = (next + 1) % ring.length;
+          const wait = budget.delayFor(bytes);
           if (wait > 1) {
-            answer.pause();
-            resumeTimer = setTimeout(() => {
-              resumeTimer = undefined;
-              maybeResume();
+            timer = setTimeout(() => {
+              timer = undefined;
+              resumeIfAllowed();
             }, wait);
           }
-        });
-        outgoing.on('drain', () => {
-          drained = true;
-          maybeResume();
-        });
-        answer.on('end', () => outgoing.end());
-        answer.on('error', () => outgoing.destroy());
+          if (timer !== undefined || busy[next]) {
+            paused = true;
+            return false;
+          }
+          return true;
+        },
       },
-    );
-    forwarded.on('error', () => outgoing.destroy());
-    incoming.pipe(forwarded);
+    });
+    sockets.add(client);
+    sockets.add(upstream);
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.on('end', () => client.end());
+    const closeBoth = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('close', closeBoth);
+    upstream.on('close', closeBoth);
+    client.on('error', closeBoth);
+    upstream.on('error', closeBoth);
   });
-  server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
@@ -88,7 +99,7 @@ export async function startThrottleProxy(
     url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
   };
