@@ -2,12 +2,17 @@
 // through a proxy capping each connection at 50 MB/s, each time by our loader (parallel
 // ranged GETs into the disk cache), by one plain GET stream, and by `aws s3 cp`.
 //
-//   cd /work/main && node --import tsx bench/model-download/main.ts
+//   cd /work/main && flock /tmp/bench.lock node --import tsx bench/model-download/main.ts
+//
+// Each contender runs BENCH_ROUNDS times, interleaved in a rotated order, and the median
+// counts. MB is 10^6 bytes throughout (the object is 1024 MiB = 1073.7 MB; the cap is
+// 50 x 10^6 bytes/s). CPU used by s3rver and the proxy (their own processes) is printed too:
+// on a small machine they compete with the client for the same cores.
 //
 // Environment: BENCH_SIZE_MIB (default 1024), BENCH_CAP_MBPS (default 50), BENCH_ROUNDS (default 3).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +21,7 @@ import { createDiskModelCache, createModelLoader, type ModelRef } from '@comfy-s
 // The s3 package is read from source: the workspace's tsconfig paths do not map
 // @comfy-serverless/s3 yet, and s3rver and the SDK are dependencies of that package only.
 import { createS3ModelSource } from '../../packages/s3/src/index';
-import {
-  getObjectToFile,
-  localS3Client,
-  putObjectFromFile,
-} from '../../packages/s3/src/testing/s3-transfer-helpers';
+import { localS3Client, putObjectFromFile } from '../../packages/s3/src/testing/s3-transfer-helpers';
 
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
@@ -30,7 +31,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const SIZE = sizeMib * MIB;
 const BUCKET = 'bench';
 const KEY = 'models/checkpoints/bench-1gib.safetensors';
-const model: ModelRef = { folder: 'checkpoints', name: 'bench-1gib.safetensors' };
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -78,6 +78,55 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+/** CPU time (user + system, ms) a helper process has used so far: s3rver and the proxy share the machine with the clients. */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1000;
+  } catch {
+    return 0; // not Linux
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** A plan where every model is already in the cache (the router's common case): ms per model. */
+async function timeCacheHitPlan(
+  work: string,
+  endpoint: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): Promise<{ msPerModel: number; models: number }> {
+  const modelsDir = join(work, 'models-warm');
+  const present: ModelRef[] = [];
+  await mkdir(join(modelsDir, 'loras'), { recursive: true });
+  for (let index = 0; index < 100; index++) {
+    const name = `small-${index}.safetensors`;
+    await writeFile(join(modelsDir, 'loras', name), 'x');
+    present.push({ folder: 'loras', name, sizeBytes: 1 });
+  }
+  const warmLoader = createModelLoader({
+    source: createS3ModelSource({ bucket: BUCKET, endpoint, credentials }),
+    cache: createDiskModelCache({ dir: modelsDir, maxBytes: Number.POSITIVE_INFINITY }),
+  });
+  await warmLoader.plan(present); // the first call scans the directory
+  const planRounds = 200;
+  const planMs = await timeIt(async () => {
+    for (let index = 0; index < planRounds; index++) {
+      const hitPlan = await warmLoader.plan(present);
+      if (hitPlan.items.some((item) => item.action !== 'cache_hit'))
+        throw new Error('expected cache hits only');
+    }
+  });
+  await rm(modelsDir, { recursive: true, force: true });
+  return { msPerModel: round(planMs / planRounds / present.length, 5), models: present.length };
+}
+
 async function timeIt(task: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await task();
@@ -107,9 +156,9 @@ async function main(): Promise<void> {
   const server = await startProcess('./s3rver-process.ts', [join(work, 's3rver'), BUCKET]);
   const proxy = await startProcess('./proxy-process.ts', [server.url, String(capMBps)]);
   const client = localS3Client(server.url);
-  const proxiedClient = localS3Client(proxy.url);
   const aws = await findAws();
   const figures: Record<string, Record<string, number | null>> = {};
+  const cpuFigures: Record<string, unknown> = {};
   let peakRssMiB = 0;
   try {
     // The object: random bytes, written in 8 MiB blocks so memory stays small here too.
@@ -137,141 +186,133 @@ async function main(): Promise<void> {
     }
 
     const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-    for (const [mode, endpoint, s3Client] of [
-      ['straight', server.url, client],
-      ['throttled', proxy.url, proxiedClient],
+    const awsEnv = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_DEFAULT_REGION: 'us-east-1',
+      AWS_PAGER: '',
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    };
+    for (const [mode, endpoint] of [
+      ['straight', server.url],
+      ['throttled', proxy.url],
     ] as const) {
-      // Each method runs `rounds` times, interleaved, and its best time counts: the machine
-      // is shared, and the best run is the one least disturbed by others.
-      const best = {
-        loader: Number.POSITIVE_INFINITY,
-        loaderNotDurable: Number.POSITIVE_INFINITY,
-        plain: Number.POSITIVE_INFINITY,
-        aws: Number.POSITIVE_INFINITY,
-      };
-      for (let roundIndex = 0; roundIndex < rounds; roundIndex++) {
-        // (1) Our loader: HEAD, then 8 MiB ranged GETs, 10 at a time, into the disk cache.
-        const modelsDir = join(work, `models-${mode}`);
-        const loader = createModelLoader({
-          source: createS3ModelSource({ bucket: BUCKET, prefix: 'models', endpoint, credentials }),
-          cache: createDiskModelCache({ dir: modelsDir, maxBytes: Number.POSITIVE_INFINITY }),
-        });
-        const rss = setInterval(() => {
-          peakRssMiB = Math.max(peakRssMiB, process.memoryUsage().rss / MIB);
-        }, 50);
-        const loaderMs = await timeIt(async () => loader.load(await loader.plan([model])));
-        clearInterval(rss);
-        best.loader = Math.min(best.loader, loaderMs);
-
-        // (1b) The same without flushing to disk before the rename (`durable: false`): what
-        // safety against power loss costs, since the plain GET and aws s3 cp do not flush.
-        const looseDir = join(work, `models-loose-${mode}`);
-        const looseLoader = createModelLoader({
-          source: createS3ModelSource({
-            bucket: BUCKET,
-            prefix: 'models',
+      // Every contender does the same: the whole object from the server into a new file on
+      // the same disk, which is then deleted. The loader does all it promises (HEAD, ranged
+      // GETs pinned with If-Match, a hidden temporary file, a flush to disk, the rename);
+      // `loaderNotDurable` skips only the flush. The plain GET and aws s3 cp write the file
+      // without flushing it.
+      // The loader and the plain GET each run in a fresh process (contender-process.ts),
+      // timed there around the download only, as aws s3 cp runs in its own.
+      const inProcess = (contender: string, target: string) => async () => {
+        const { stdout } = await run(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            new URL('./contender-process.ts', import.meta.url).pathname,
+            contender,
             endpoint,
-            credentials,
-            durable: false,
-          }),
-          cache: createDiskModelCache({ dir: looseDir, maxBytes: Number.POSITIVE_INFINITY }),
-        });
-        best.loaderNotDurable = Math.min(
-          best.loaderNotDurable,
-          await timeIt(async () => looseLoader.load(await looseLoader.plan([model]))),
+            BUCKET,
+            KEY,
+            join(work, target),
+          ],
+          { timeout: 600_000, maxBuffer: 16 * MIB },
         );
-        await rm(looseDir, { recursive: true, force: true });
-
-        if (mode === 'straight' && roundIndex === 0) {
-          // A plan where every model is already in the cache: the router's common case.
-          const present: ModelRef[] = [model];
-          await mkdir(join(modelsDir, 'loras'), { recursive: true });
-          for (let index = 0; index < 99; index++) {
-            const name = `small-${index}.safetensors`;
-            await writeFile(join(modelsDir, 'loras', name), 'x');
-            present.push({ folder: 'loras', name, sizeBytes: 1 });
-          }
-          const warmLoader = createModelLoader({
-            source: createS3ModelSource({ bucket: BUCKET, endpoint, credentials }),
-            cache: createDiskModelCache({ dir: modelsDir, maxBytes: Number.POSITIVE_INFINITY }),
-          });
-          await warmLoader.plan(present); // the first call scans the directory
-          const planRounds = 200;
-          const planMs = await timeIt(async () => {
-            for (let index = 0; index < planRounds; index++) {
-              const hitPlan = await warmLoader.plan(present);
-              if (hitPlan.items.some((item) => item.action !== 'cache_hit'))
-                throw new Error('expected cache hits only');
-            }
-          });
-          figures.cacheHitPlan = {
-            msPerModel: round(planMs / planRounds / present.length, 5),
-            models: present.length,
-          };
-        }
-        await rm(modelsDir, { recursive: true, force: true });
-
-        // (2) One plain GET stream to a file.
-        const plainFile = join(work, `plain-${mode}.bin`);
-        best.plain = Math.min(
-          best.plain,
-          await timeIt(() => getObjectToFile(s3Client, BUCKET, KEY, plainFile)),
-        );
-        await rm(plainFile, { force: true });
-
-        // (3) aws s3 cp (its defaults: 8 MiB parts, 10 concurrent requests), start-up included.
-        if (aws !== undefined) {
-          const awsFile = join(work, `aws-${mode}.bin`);
-          const awsMs = await timeIt(() =>
-            run(
-              aws.path,
-              [
-                '--endpoint-url',
-                endpoint,
-                's3',
-                'cp',
-                `s3://${BUCKET}/${KEY}`,
-                awsFile,
-                '--only-show-errors',
-              ],
-              {
-                env: {
-                  ...process.env,
-                  AWS_ACCESS_KEY_ID: 'S3RVER',
-                  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-                  AWS_DEFAULT_REGION: 'us-east-1',
-                  AWS_PAGER: '',
-                  AWS_CONFIG_FILE: '/dev/null',
-                  AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-                },
-                timeout: 600_000,
-              },
-            ),
-          );
-          await rm(awsFile, { force: true });
-          best.aws = Math.min(best.aws, awsMs);
-        }
-        console.log(
-          `${mode.padEnd(9)} round ${roundIndex + 1}/${rounds}: loader ${Math.round(loaderMs)} ms, plain GET best ${Math.round(best.plain)} ms, aws best ${aws === undefined ? 'n/a' : `${Math.round(best.aws)} ms`}`,
-        );
-      }
-      const row: Record<string, number | null> = {
-        loaderMBps: round(mbps(SIZE, best.loader)),
-        loaderMs: Math.round(best.loader),
-        loaderNotDurableMBps: round(mbps(SIZE, best.loaderNotDurable)),
-        plainGetMBps: round(mbps(SIZE, best.plain)),
-        plainGetMs: Math.round(best.plain),
-        awsMBps: aws === undefined ? null : round(mbps(SIZE, best.aws)),
-        awsMs: aws === undefined ? null : Math.round(best.aws),
+        const line = stdout.split('\n').find((text) => text.startsWith('RESULT '));
+        if (line === undefined) throw new Error(`${contender} printed no RESULT: ${stdout}`);
+        const result = JSON.parse(line.slice('RESULT '.length)) as {
+          ms: number;
+          cpuMs: number;
+          peakRssMiB: number;
+        };
+        if (contender === 'loader') peakRssMiB = Math.max(peakRssMiB, result.peakRssMiB);
+        return result;
       };
-      figures[mode] = row;
-      console.log(
-        `${mode.padEnd(9)}  loader ${row.loaderMBps} MB/s (${row.loaderMs} ms; ${row.loaderNotDurableMBps} MB/s with durable: false)   plain GET ${row.plainGetMBps} MB/s (${row.plainGetMs} ms)   aws s3 cp ${row.awsMBps === null ? 'n/a' : `${row.awsMBps} MB/s (${row.awsMs} ms)`}`,
+      const contenders: Record<string, () => Promise<{ ms: number; cpuMs: number } | undefined>> = {
+        loader: inProcess('loader', `models-${mode}`),
+        loaderNotDurable: inProcess('loaderNotDurable', `models-loose-${mode}`),
+        plainGet: inProcess('plainGet', `plain-${mode}.bin`),
+      };
+      if (aws !== undefined) {
+        // aws s3 cp with its defaults (8 MiB parts, 10 concurrent requests), start-up included.
+        contenders.aws = async () => {
+          const started = performance.now();
+          await run(
+            aws.path,
+            [
+              '--endpoint-url',
+              endpoint,
+              's3',
+              'cp',
+              `s3://${BUCKET}/${KEY}`,
+              join(work, `aws-${mode}.bin`),
+              '--only-show-errors',
+            ],
+            { env: awsEnv, timeout: 600_000 },
+          );
+          return { ms: performance.now() - started, cpuMs: Number.NaN };
+        };
+      }
+      const names = Object.keys(contenders);
+      const times: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+      const cpu: Record<string, { server: number[]; proxy: number[]; self: number[] }> = Object.fromEntries(
+        names.map((name) => [name, { server: [], proxy: [], self: [] }]),
       );
+      for (let roundIndex = 0; roundIndex < rounds; roundIndex++) {
+        // Interleaved, and in a rotated order each round, so that no contender always runs
+        // right after another (and its disk write-back) or always first.
+        const order = names.map((_, index) => names[(index + roundIndex) % names.length]!);
+        const line: string[] = [];
+        for (const name of order) {
+          const serverCpu = cpuMsOf(server.child.pid);
+          const proxyCpu = cpuMsOf(proxy.child.pid);
+          const result = await contenders[name]!();
+          const ms = result!.ms;
+          cpu[name]!.server.push(cpuMsOf(server.child.pid) - serverCpu);
+          cpu[name]!.proxy.push(cpuMsOf(proxy.child.pid) - proxyCpu);
+          cpu[name]!.self.push(result!.cpuMs);
+          times[name]!.push(ms);
+          line.push(`${name} ${Math.round(ms)} ms`);
+          // Each run leaves its file behind; remove it before the next contender starts.
+          for (const leftover of [
+            `models-${mode}`,
+            `models-loose-${mode}`,
+            `plain-${mode}.bin`,
+            `aws-${mode}.bin`,
+          ]) {
+            await rm(join(work, leftover), { recursive: true, force: true });
+          }
+        }
+        console.log(`${mode.padEnd(9)} round ${roundIndex + 1}/${rounds}: ${line.join(', ')}`);
+      }
+      if (mode === 'straight') figures.cacheHitPlan = await timeCacheHitPlan(work, server.url, credentials);
+      const row: Record<string, number | null> = {};
+      for (const name of ['loader', 'loaderNotDurable', 'plainGet', 'aws']) {
+        const list = times[name];
+        row[`${name}MBps`] = list === undefined ? null : round(mbps(SIZE, median(list)));
+        row[`${name}Ms`] = list === undefined ? null : Math.round(median(list));
+      }
+      figures[mode] = row;
+      cpuFigures[mode] = Object.fromEntries(
+        names.map((name) => [
+          name,
+          {
+            serverCpuMs: Math.round(median(cpu[name]!.server)),
+            proxyCpuMs: mode === 'straight' ? null : Math.round(median(cpu[name]!.proxy)),
+            ...(name === 'aws' ? {} : { clientCpuMs: Math.round(median(cpu[name]!.self)) }),
+          },
+        ]),
+      );
+      console.log(
+        `${mode.padEnd(9)}  medians of ${rounds}: loader ${row.loaderMBps} MB/s (${row.loaderMs} ms; ${row.loaderNotDurableMBps} MB/s with durable: false)   plain GET ${row.plainGetMBps} MB/s (${row.plainGetMs} ms)   aws s3 cp ${row.awsMBps === null ? 'n/a' : `${row.awsMBps} MB/s (${row.awsMs} ms)`}`,
+      );
+      console.log(`${mode.padEnd(9)}  CPU ms per run (medians): ${JSON.stringify(cpuFigures[mode])}`);
     }
   } finally {
     client.destroy();
-    proxiedClient.destroy();
     await stopProcess(proxy.child);
     await stopProcess(server.child);
     await rm(work, { recursive: true, force: true });
@@ -282,6 +323,7 @@ async function main(): Promise<void> {
   const ceiling = Math.min(10 * capMBps, straight.plainGetMBps!);
   const ratios = {
     straightVsPlainGet: round(straight.loaderMBps! / straight.plainGetMBps!),
+    straightNotDurableVsPlainGet: round(straight.loaderNotDurableMBps! / straight.plainGetMBps!),
     straightVsAws: straight.awsMBps === null ? null : round(straight.loaderMBps! / straight.awsMBps!),
     throttledVsCeiling: round(throttled.loaderMBps! / ceiling),
     throttledVsPlainGet: round(throttled.loaderMBps! / throttled.plainGetMBps!),
@@ -306,6 +348,7 @@ async function main(): Promise<void> {
       capMBpsPerConnection: capMBps,
       aws: aws === undefined ? null : { path: aws.path, version: aws.version, debian: aws.debian },
       ...figures,
+      cpuMsPerRun: cpuFigures,
       ratios,
       targets,
       peakRssMiB: Math.round(peakRssMiB),
