@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import PQueue from 'p-queue';
-import { retryDelayMs, withRetry } from '../http/retry';
+import { isRetryableError, retryDelayMs, withRetry } from '../http/retry';
 import { estimateModelLoadMs } from '../images/model-load-estimate';
 import type { Clock } from '../spec/clock';
 import {
@@ -30,12 +30,19 @@ import {
   type RemoteJobRef,
   type WorkflowRequirements,
 } from '../spec/job';
-import type { JobJournalV1, JobRecord } from '../spec/job-journal-v1';
+import type {
+  JobAttempt,
+  JobJournalV1,
+  JobRecord,
+  JobRecordPatch,
+  NewJobRecord,
+} from '../spec/job-journal-v1';
 import type { ProviderHealth, ProviderV1 } from '../spec/provider-v1';
 import type { DemandSnapshot } from '../spec/scaling-policy-v1';
 import { attachLogger } from '../telemetry/attach-logger';
 import {
-  createPerformanceReport,
+  collectPerformance,
+  type JobLedger,
   type PerformanceKpis,
   type PerformanceReport,
   type PerformanceReportQuery,
@@ -44,7 +51,7 @@ import { sleep, systemClock, unrefTimer } from '../util/clock';
 import { CircuitBreaker } from './breaker';
 import { DemandWindow } from './demand-window';
 import { type JobHandle, JobRun } from './job-run';
-import { createMemoryJournal } from './memory-journal';
+import { createMemoryJournal, synchronousJournalOf } from './memory-journal';
 import { type DispatcherOptions, validateDispatcherOptions } from './options';
 import { hashRequest, payloadBytes, prepareWorkflow } from './prepare';
 import { type RouteDecision, type RouteProviderSnapshot, routeJob } from './router';
@@ -163,6 +170,8 @@ interface RunContext {
   /** Set on resume when the job was being sent to this provider when its process died. */
   unknownSubmission: ProviderState | undefined;
   waitingInGlobalQueue: boolean;
+  /** The provider of the attempt in progress, for the report's error rates. */
+  routedTo: string | undefined;
 }
 
 type AttemptOutcome =
@@ -230,6 +239,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   validateDispatcherOptions(options);
   const clock: Clock = options.clock ?? systemClock;
   const journal = options.journal ?? createMemoryJournal({ now: () => clock.now() });
+  const syncJournal = synchronousJournalOf(journal);
   const owner = options.owner ?? `dispatcher-${randomUUID()}`;
   const claimTtlMs = options.claimTtlMs ?? 30_000;
   const retry = {
@@ -247,6 +257,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const defaultExecutionMs = routerOptions.defaultExecutionMs ?? 30_000;
   const defaultColdStartMs = routerOptions.defaultColdStartMs ?? 20_000;
   const emitter = new EventEmitter<DispatcherEvents>();
+  /** The built-in report, told of each job as it ends (set once the dispatcher exists). */
+  let ledger: JobLedger | undefined;
   const globalQueue = new PQueue({ concurrency: options.concurrency?.global ?? 1000 });
   const demand = new DemandWindow(clock);
   const runs = new Map<string, RunContext>();
@@ -375,11 +387,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     };
   }
 
-  function routeFor(context: RunContext, exclude: Set<string>): RouteDecision {
+  function routeFor(context: RunContext, exclude: readonly string[] | undefined): RouteDecision {
     const snapshots: RouteProviderSnapshot[] = [];
     for (const state of states.values()) {
       refreshHealth(state);
-      if (!exclude.has(state.provider.id)) snapshots.push(snapshotOf(state, context.requirements));
+      if (exclude === undefined || !exclude.includes(state.provider.id))
+        snapshots.push(snapshotOf(state, context.requirements));
     }
     const budget = context.options.latencyBudgetMs ?? routerOptions.latencyBudgetMs;
     const region = context.options.region ?? routerOptions.preferRegion;
@@ -420,38 +433,63 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     context.admittedTo = undefined;
   }
 
-  async function journalSafely(jobId: string, patch: Parameters<JobJournalV1['update']>[1]): Promise<void> {
-    try {
-      await journal.update(jobId, patch);
-    } catch (error) {
-      // A refused backwards transition means another process already finished the job.
-      if (!InvalidArgumentError.isInstance(error)) throw error;
-    }
+  async function journalSafely(jobId: string, patch: JobRecordPatch): Promise<void> {
+    const pending = journalWrite(jobId, patch);
+    if (pending !== undefined) await pending;
   }
 
-  async function markStarted(
+  /**
+   * Writes a patch to the journal: at once (undefined) when the journal lives in this
+   * process's memory, else a promise. A refused backwards transition means another process
+   * already finished the job, and is not an error here.
+   */
+  function journalWrite(jobId: string, patch: JobRecordPatch): Promise<void> | undefined {
+    if (syncJournal === undefined) return journal.update(jobId, patch).then(ignore, ignoreRefusal);
+    try {
+      syncJournal.update(jobId, patch);
+    } catch (error) {
+      ignoreRefusal(error);
+    }
+    return undefined;
+  }
+
+  function markStarted(
     context: RunContext,
     state: ProviderState,
     coldStartMs?: number,
     workerId?: string,
-  ): Promise<void> {
-    if (context.executionStarted) return;
+  ): Promise<void> | undefined {
+    if (context.executionStarted) return undefined;
     if (context.admittedTo === state) state.queued -= 1;
     context.executionStarted = true;
     if (context.admittedTo === state) state.inFlight += 1;
-    context.startedAt = clock.now();
+    const startedAt = clock.now();
+    context.startedAt = startedAt;
     context.coldStartMs = coldStartMs;
     context.run.setStatus('running');
-    demand.recordWait(context.startedAt - context.record.createdAt);
-    const attempts = context.record.attempts.map((attempt, index, all) =>
-      index === all.length - 1 ? { ...attempt, startedAt: context.startedAt! } : attempt,
-    );
-    context.record.attempts = attempts;
-    await journalSafely(context.run.id, { status: 'running', startedAt: context.startedAt, attempts });
+    demand.recordWait(startedAt - context.record.createdAt);
+    const attempts = context.record.attempts;
+    const current = attempts[attempts.length - 1];
+    if (current !== undefined) current.startedAt = startedAt;
+    const written = journalWrite(context.run.id, { status: 'running', startedAt, attempts });
+    if (written === undefined) {
+      emitStarted(context, state, startedAt, coldStartMs, workerId);
+      return undefined;
+    }
+    return written.then(() => emitStarted(context, state, startedAt, coldStartMs, workerId));
+  }
+
+  function emitStarted(
+    context: RunContext,
+    state: ProviderState,
+    at: number,
+    coldStartMs: number | undefined,
+    workerId: string | undefined,
+  ): void {
     context.run.emit({
       type: 'started',
       jobId: context.run.id,
-      at: context.startedAt,
+      at,
       providerId: state.provider.id,
       ...(coldStartMs === undefined ? {} : { coldStartMs }),
       ...(workerId === undefined ? {} : { workerId }),
@@ -489,9 +527,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           switch (event.type) {
             case 'queued':
               break;
-            case 'started':
-              await markStarted(context, state, event.coldStartMs, event.workerId);
+            case 'started': {
+              const written = markStarted(context, state, event.coldStartMs, event.workerId);
+              if (written !== undefined) await written;
               break;
+            }
             case 'progress':
               run.emit({
                 type: 'progress',
@@ -570,39 +610,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     state.breaker.onAttempt();
     // The intent is journalled before the request leaves, so that a process that dies
     // mid-submission leaves a trace that resume() will not blindly send again.
-    const intent = { providerId: provider.id, submittedAt: clock.now() };
+    const intent: JobAttempt = { providerId: provider.id, submittedAt: clock.now() };
     context.record.attempts = [...context.record.attempts, intent];
-    await journalSafely(run.id, { attempts: context.record.attempts });
+    const written = journalWrite(run.id, { attempts: context.record.attempts });
+    if (written !== undefined) await written;
     let ref: RemoteJobRef;
     try {
-      ref = await withRetry(
-        () =>
-          // The submission itself is not aborted midway: a request the platform accepted
-          // must come back with its id so that the job can be cancelled, not lost.
-          timed(state, 'submit', () =>
-            provider.doSubmit({
-              jobId: run.id,
-              workflow: context.record.request.workflow,
-              images: context.record.request.images,
-              requirements: context.requirements,
-              attempt: context.attempts,
-              ...(context.record.request.deadlineAt === undefined
-                ? {}
-                : { deadlineAt: context.record.request.deadlineAt }),
-              ...(context.record.request.metadata === undefined
-                ? {}
-                : { metadata: context.record.request.metadata }),
-            }),
-          ),
-        {
-          retries: retry.submitRetries,
-          minDelayMs: retry.minDelayMs,
-          maxDelayMs: retry.maxDelayMs,
-          random: retry.random,
-          clock,
-          signal: run.signal,
-        },
-      );
+      ref = await submitWithRetries(context, state);
     } catch (caught) {
       const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
       if (SubmissionUnknownError.isInstance(error)) {
@@ -630,32 +644,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return failSubmission(context, state, error);
       }
     }
-    return acceptSubmission(context, state, intent, ref);
-  }
-
-  async function failSubmission(
-    context: RunContext,
-    state: ProviderState,
-    error: ComfyServerlessError,
-  ): Promise<AttemptOutcome> {
-    noteFailure(state, error);
-    await closeLastAttempt(context, { error: error.toJSON() });
-    return { kind: 'failed', error, executionStarted: false };
-  }
-
-  async function acceptSubmission(
-    context: RunContext,
-    state: ProviderState,
-    intent: { providerId: string; submittedAt: number },
-    ref: RemoteJobRef,
-  ): Promise<AttemptOutcome> {
-    const { run } = context;
-    const provider = state.provider;
     context.remote = { state, ref };
-    const attempts = [...context.record.attempts.slice(0, -1), { ...intent, remote: ref }];
-    context.record.attempts = attempts;
+    const attempts = context.record.attempts;
+    const current = attempts[attempts.length - 1];
+    if (current !== undefined) current.remote = ref;
     context.record.providerId = provider.id;
-    await journalSafely(run.id, { attempts, providerId: provider.id });
+    const accepted = journalWrite(run.id, { attempts, providerId: provider.id });
+    if (accepted !== undefined) await accepted;
     run.emit({
       type: 'submitted',
       jobId: run.id,
@@ -666,6 +661,44 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     });
     if (run.signal.aborted) throw run.signal.reason;
     return watch(context, state, ref);
+  }
+
+  /**
+   * Sends the job, again on retryable errors with backoff. The submission itself is not
+   * aborted midway: a request the platform accepted must come back with its id so that the
+   * job can be cancelled, not lost.
+   */
+  async function submitWithRetries(context: RunContext, state: ProviderState): Promise<RemoteJobRef> {
+    const request = context.record.request;
+    const submission = {
+      jobId: context.run.id,
+      workflow: request.workflow,
+      images: request.images,
+      requirements: context.requirements,
+      attempt: context.attempts,
+      ...(request.deadlineAt === undefined ? {} : { deadlineAt: request.deadlineAt }),
+      ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
+    };
+    const { signal } = context.run;
+    for (let tries = 1; ; tries++) {
+      try {
+        if (emitter.listenerCount('provider:call') === 0) return await state.provider.doSubmit(submission);
+        return await timed(state, 'submit', () => state.provider.doSubmit(submission));
+      } catch (error) {
+        if (signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
+        await sleep(retryDelayMs(error, tries, retry), { clock, signal });
+      }
+    }
+  }
+
+  async function failSubmission(
+    context: RunContext,
+    state: ProviderState,
+    error: ComfyServerlessError,
+  ): Promise<AttemptOutcome> {
+    noteFailure(state, error);
+    await closeLastAttempt(context, { error: error.toJSON() });
+    return { kind: 'failed', error, executionStarted: false };
   }
 
   function buildResult(
@@ -784,7 +817,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function attemptLoop(context: RunContext): Promise<JobResult> {
     const { run } = context;
-    const tried = new Set<string>();
+    let tried: string[] | undefined;
     let lastError: ComfyServerlessError | undefined;
     let outcome: AttemptOutcome | undefined;
     let state: ProviderState | undefined;
@@ -795,7 +828,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     // A resumed job that was already submitted is watched where it is, never sent again.
     if (context.remote !== undefined) {
       state = context.remote.state;
-      tried.add(state.provider.id);
+      tried = [state.provider.id];
       admit(context, state);
       const resumedState = state;
       const ref = context.remote.ref;
@@ -847,6 +880,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       }
       const nextState = states.get(next.providerId)!;
       if (lastError !== undefined && state !== undefined) {
+        ledger?.attemptFailed(clock.now(), state.provider.id);
         run.emit({
           type: 'retrying',
           jobId: run.id,
@@ -865,10 +899,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         providerId: next.providerId,
         candidates: decision.candidates.map((candidate) => candidate.providerId),
       });
-      tried.add(next.providerId);
+      (tried ??= []).push(next.providerId);
+      context.routedTo = next.providerId;
       state = nextState;
       admit(context, nextState);
-      outcome = await admitted(nextState.queue, () => submitAndWatch(context, nextState), run.signal);
+      outcome =
+        nextState.queue.concurrency === Number.POSITIVE_INFINITY && !run.signal.aborted
+          ? await submitAndWatch(context, nextState)
+          : await admitted(nextState.queue, () => submitAndWatch(context, nextState), run.signal);
     }
   }
 
@@ -877,7 +915,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     outcome: { result: JobResult } | { error: unknown },
   ): Promise<void> {
     try {
-      await completionGate.pass();
+      const gate = completionGate.pass();
+      if (gate !== undefined) await gate;
       await recordEnding(context, outcome);
     } finally {
       // Only once the ending is journalled: until then this process still owns the job, and
@@ -897,6 +936,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if ('result' in outcome) {
       run.setStatus('completed');
       await journalSafely(run.id, { status: 'completed', result: outcome.result, finishedAt: at });
+      ledger?.completed(at, outcome.result);
       run.emit({ type: 'completed', jobId: run.id, at, result: outcome.result });
       run.finish(outcome);
       return;
@@ -915,6 +955,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         });
         run.setStatus('timed_out');
         await journalSafely(run.id, { status: 'timed_out', error: error.toJSON(), finishedAt: at });
+        if (context.routedTo !== undefined) ledger?.attemptFailed(at, context.routedTo);
+        ledger?.ended(at, 'timed_out', context.record.createdAt);
         run.emit({ type: 'timed_out', jobId: run.id, at, timeoutMs });
         run.finish({ error });
         return;
@@ -926,6 +968,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       run.setStatus('cancelled');
       await journalSafely(run.id, { status: 'cancelled', error: error.toJSON(), finishedAt: at });
+      ledger?.ended(at, 'cancelled', context.record.createdAt);
       run.emit({ type: 'cancelled', jobId: run.id, at, ...(stop.reason ? { reason: stop.reason } : {}) });
       run.finish({ error });
       return;
@@ -938,6 +981,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         : 'failed';
     run.setStatus(status);
     await journalSafely(run.id, { status, error: error.toJSON(), finishedAt: at });
+    const failedOn = status === 'failed' ? (context.routedTo ?? error.providerId) : context.routedTo;
+    if (status !== 'cancelled' && failedOn !== undefined) ledger?.attemptFailed(at, failedOn);
+    ledger?.ended(at, status, context.record.createdAt);
     if (status === 'cancelled') run.emit({ type: 'cancelled', jobId: run.id, at, reason: error.message });
     else if (status === 'timed_out')
       run.emit({
@@ -991,6 +1037,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       unknownSubmission: undefined,
       payloadBytes: payloadBytes(prepared.workflowBytes, record.request.images),
       waitingInGlobalQueue: true,
+      routedTo: undefined,
     };
     const lastAttempt = record.attempts.at(-1);
     if (lastAttempt !== undefined && lastAttempt.endedAt === undefined) {
@@ -1079,7 +1126,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return reviveError(serialized, serialized.providerId ?? record.providerId ?? 'unknown', record.jobId);
   }
 
-  async function submit(workflow: unknown, jobOptions: RunWorkflowOptions = {}): Promise<JobHandle> {
+  function submit(workflow: unknown, jobOptions: RunWorkflowOptions = {}): Promise<JobHandle> {
+    try {
+      const handle = submitNow(workflow, jobOptions);
+      return handle instanceof Promise ? handle : Promise.resolve(handle);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Accepts a job: at once (the handle) when the journal lives in memory and this turn of
+   * the event loop still has room, else a promise of the handle. Throws on bad options.
+   */
+  function submitNow(workflow: unknown, jobOptions: RunWorkflowOptions): JobHandle | Promise<JobHandle> {
     if (
       jobOptions.jobId !== undefined &&
       (typeof jobOptions.jobId !== 'string' || jobOptions.jobId.length === 0 || jobOptions.jobId.length > 256)
@@ -1104,64 +1164,117 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     // Two submissions of one id racing within this process share the first one's outcome.
     const pending = pendingSubmissions.get(jobId);
     if (pending !== undefined) return pending;
-    const submission = accept(jobId, workflow, jobOptions);
-    pendingSubmissions.set(jobId, submission);
-    try {
-      return await submission;
-    } finally {
-      pendingSubmissions.delete(jobId);
+    const gate = submissionGate.pass();
+    if (gate === undefined && syncJournal !== undefined) {
+      const request = describeRequest(jobId, workflow, jobOptions);
+      const handle = adopt(request, jobOptions, syncJournal.create(request.record));
+      if (!(handle instanceof Promise)) return handle;
+      return track(jobId, handle);
     }
+    return track(jobId, acceptLater(jobId, workflow, jobOptions, gate));
   }
 
-  async function accept(
+  function track(jobId: string, submission: Promise<JobHandle>): Promise<JobHandle> {
+    pendingSubmissions.set(jobId, submission);
+    const forget = () => {
+      if (pendingSubmissions.get(jobId) === submission) pendingSubmissions.delete(jobId);
+    };
+    submission.then(forget, forget);
+    return submission;
+  }
+
+  interface DescribedRequest {
+    record: NewJobRecord;
+    prepared: { requirements: WorkflowRequirements; workflowBytes: number };
+  }
+
+  /** Checks and prepares the workflow, and describes the job record to create. */
+  function describeRequest(
     jobId: string,
     workflow: unknown,
     jobOptions: RunWorkflowOptions,
-  ): Promise<JobHandle> {
-    await submissionGate.pass();
+  ): DescribedRequest {
     const prepared = prepareWorkflow(workflow, jobOptions.inputs);
     const images = jobOptions.images ?? [];
-    const requestHash = hashRequest(prepared.fingerprint, images);
     const createdAt = clock.now();
     const timeoutMs = jobOptions.timeoutMs ?? options.defaultTimeoutMs;
-    const { record, created } = await journal.create({
-      jobId,
-      requestHash,
-      createdAt,
-      request: {
-        workflow: prepared.workflow,
-        images,
-        ...(timeoutMs === undefined ? {} : { timeoutMs, deadlineAt: createdAt + timeoutMs }),
-        ...(jobOptions.metadata === undefined ? {} : { metadata: jobOptions.metadata }),
+    return {
+      prepared,
+      record: {
+        jobId,
+        requestHash: hashRequest(prepared.fingerprint, images),
+        createdAt,
+        request: {
+          workflow: prepared.workflow,
+          images,
+          ...(timeoutMs === undefined ? {} : { timeoutMs, deadlineAt: createdAt + timeoutMs }),
+          ...(jobOptions.metadata === undefined ? {} : { metadata: jobOptions.metadata }),
+        },
+        owner,
       },
-      owner,
-    });
-    if (!created) {
-      if (record.requestHash !== requestHash) {
-        throw new JobConflictError({
-          message: `Job id ${jobId} was already used for a different workflow or images. Use a new job id for a new job.`,
-          jobId,
-        });
-      }
-      const again = runs.get(jobId);
-      if (again !== undefined) return again.run;
-      if (isTerminalStatus(record.status)) return finishedHandle(record);
-      if (journal.claim !== undefined && !(await journal.claim(jobId, owner, claimTtlMs))) {
-        throw new JobConflictError({
-          message: `Job ${jobId} is being run by another process (${record.owner ?? 'unknown'}); follow it with get(), or resume() here once that process is gone.`,
-          jobId,
-        });
-      }
-      // The claim took a round trip: this process may have started the job meanwhile.
-      const startedMeanwhile = runs.get(jobId);
-      if (startedMeanwhile !== undefined) return startedMeanwhile.run;
-      const fresh = (await journal.get(jobId)) ?? record;
-      if (isTerminalStatus(fresh.status)) return finishedHandle(fresh);
-      return start(fresh, prepared, jobOptions).run;
-    }
+    };
+  }
+
+  async function acceptLater(
+    jobId: string,
+    workflow: unknown,
+    jobOptions: RunWorkflowOptions,
+    gate: Promise<void> | undefined,
+  ): Promise<JobHandle> {
+    if (gate !== undefined) await gate;
+    const request = describeRequest(jobId, workflow, jobOptions);
+    const created =
+      syncJournal !== undefined ? syncJournal.create(request.record) : await journal.create(request.record);
+    return adopt(request, jobOptions, created);
+  }
+
+  /** Starts a job the journal just took, or follows the one it already had under that id. */
+  function adopt(
+    request: DescribedRequest,
+    jobOptions: RunWorkflowOptions,
+    { record, created }: { record: JobRecord; created: boolean },
+  ): JobHandle | Promise<JobHandle> {
+    const { jobId } = record;
+    if (!created) return adoptExisting(request, jobOptions, record);
     demand.recordArrival();
-    if (journal.claim !== undefined) await journal.claim(jobId, owner, claimTtlMs);
-    return start(record, prepared, jobOptions, true).run;
+    if (journal.claim !== undefined) {
+      if (syncJournal === undefined) {
+        return journal
+          .claim(jobId, owner, claimTtlMs)
+          .then(() => start(record, request.prepared, jobOptions, true).run);
+      }
+      syncJournal.claim(jobId, owner, claimTtlMs);
+    }
+    return start(record, request.prepared, jobOptions, true).run;
+  }
+
+  async function adoptExisting(
+    request: DescribedRequest,
+    jobOptions: RunWorkflowOptions,
+    record: JobRecord,
+  ): Promise<JobHandle> {
+    const { jobId } = record;
+    if (record.requestHash !== request.record.requestHash) {
+      throw new JobConflictError({
+        message: `Job id ${jobId} was already used for a different workflow or images. Use a new job id for a new job.`,
+        jobId,
+      });
+    }
+    const again = runs.get(jobId);
+    if (again !== undefined) return again.run;
+    if (isTerminalStatus(record.status)) return finishedHandle(record);
+    if (journal.claim !== undefined && !(await journal.claim(jobId, owner, claimTtlMs))) {
+      throw new JobConflictError({
+        message: `Job ${jobId} is being run by another process (${record.owner ?? 'unknown'}); follow it with get(), or resume() here once that process is gone.`,
+        jobId,
+      });
+    }
+    // The claim took a round trip: this process may have started the job meanwhile.
+    const startedMeanwhile = runs.get(jobId);
+    if (startedMeanwhile !== undefined) return startedMeanwhile.run;
+    const fresh = (await journal.get(jobId)) ?? record;
+    if (isTerminalStatus(fresh.status)) return finishedHandle(fresh);
+    return start(fresh, request.prepared, jobOptions).run;
   }
 
   async function resume(): Promise<JobHandle[]> {
@@ -1266,9 +1379,16 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return { demand: demand.snapshot(queueDepth, inFlight), providers };
   }
 
-  let performance: PerformanceReport | undefined;
+  let performance: (PerformanceReport & { ledger: JobLedger }) | undefined;
   const dispatcher: Dispatcher = {
-    runWorkflow: async (workflow, jobOptions) => (await submit(workflow, jobOptions)).result(),
+    runWorkflow: (workflow, jobOptions) => {
+      try {
+        const handle = submitNow(workflow, jobOptions ?? {});
+        return handle instanceof Promise ? handle.then((accepted) => accepted.result()) : handle.result();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     submit,
     get: (jobId) => journal.get(jobId),
     cancel,
@@ -1280,7 +1400,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     report: (query) => performance!.report(query),
     close,
   };
-  performance = createPerformanceReport(dispatcher, { clock });
+  performance = collectPerformance(dispatcher, { clock }, true);
+  ledger = performance.ledger;
   if (options.logger !== undefined) {
     attachLogger(dispatcher, options.logger, {
       service: options.service ?? 'comfy-serverless',
@@ -1336,6 +1457,13 @@ class TurnGate {
 
 const submissionGate = new TurnGate(32);
 const completionGate = new TurnGate(32);
+
+function ignore(): void {}
+
+/** Lets a journal's refusal of a backwards status change pass; anything else is thrown. */
+function ignoreRefusal(error: unknown): void {
+  if (!InvalidArgumentError.isInstance(error)) throw error;
+}
 
 function describeReason(reason: unknown): string | undefined {
   if (reason === undefined) return undefined;

@@ -18,6 +18,8 @@ export interface JobHandle {
 
 const HISTORY_LIMIT = 1_000;
 
+function ignore(): void {}
+
 /**
  * Holds what the process knows of a job while it runs: its events (for late
  * subscribers), its settled result, and the controller that stops it.
@@ -26,11 +28,14 @@ export class JobRun implements JobHandle {
   readonly controller = new AbortController();
   private currentStatus: JobStatus;
   private readonly history: JobEvent[] = [];
-  private readonly waiters = new Set<() => void>();
+  /** Iterators waiting for the next event; made when the first one waits. */
+  private waiters: Set<() => void> | undefined;
   private finished = false;
-  private readonly settled: Promise<JobResult>;
-  private resolveResult!: (result: JobResult) => void;
-  private rejectResult!: (error: unknown) => void;
+  private outcome: { result: JobResult } | { error: unknown } | undefined;
+  /** Made when someone first asks for the result. */
+  private settled: Promise<JobResult> | undefined;
+  private resolveResult: ((result: JobResult) => void) | undefined;
+  private rejectResult: ((error: unknown) => void) | undefined;
   /** Why the job is being stopped, once something asked. */
   stopRequest: { kind: 'cancelled' | 'timed_out'; reason?: string } | undefined;
 
@@ -42,12 +47,6 @@ export class JobRun implements JobHandle {
     private readonly requestStop: (run: JobRun, kind: 'cancelled' | 'timed_out', reason?: string) => void,
   ) {
     this.currentStatus = status;
-    this.settled = new Promise<JobResult>((resolve, reject) => {
-      this.resolveResult = resolve;
-      this.rejectResult = reject;
-    });
-    // A job nobody awaits must not crash the host with an unhandled rejection.
-    this.settled.catch(() => {});
   }
 
   get signal(): AbortSignal {
@@ -79,33 +78,47 @@ export class JobRun implements JobHandle {
       }
     }
     this.broadcast(event);
-    for (const wake of this.waiters) wake();
+    if (this.waiters !== undefined) for (const wake of this.waiters) wake();
   }
 
   /** Ends the job with its result or error, once. */
   finish(outcome: { result: JobResult } | { error: unknown }): void {
     if (this.finished) return;
     this.finished = true;
+    this.outcome = outcome;
     // Large previews are of no use after the job ended; drop them from the replay.
     for (let index = this.history.length - 1; index >= 0; index--) {
       if (this.history[index]!.type === 'preview') this.history.splice(index, 1);
     }
-    if ('result' in outcome) this.resolveResult(outcome.result);
-    else this.rejectResult(outcome.error);
-    for (const wake of this.waiters) wake();
-    this.waiters.clear();
+    if ('result' in outcome) this.resolveResult?.(outcome.result);
+    else this.rejectResult?.(outcome.error);
+    this.resolveResult = undefined;
+    this.rejectResult = undefined;
+    if (this.waiters !== undefined) {
+      for (const wake of this.waiters) wake();
+      this.waiters = undefined;
+    }
   }
 
   result(): Promise<JobResult> {
+    if (this.settled !== undefined) return this.settled;
+    const outcome = this.outcome;
+    if (outcome !== undefined) {
+      this.settled = 'result' in outcome ? Promise.resolve(outcome.result) : Promise.reject(outcome.error);
+    } else {
+      this.settled = new Promise<JobResult>((resolve, reject) => {
+        this.resolveResult = resolve;
+        this.rejectResult = reject;
+      });
+    }
+    // A result nobody awaits must not crash the host with an unhandled rejection.
+    this.settled.catch(ignore);
     return this.settled;
   }
 
   async cancel(reason?: string): Promise<void> {
     if (!this.finished) this.requestStop(this, 'cancelled', reason);
-    await this.settled.then(
-      () => undefined,
-      () => undefined,
-    );
+    await this.result().then(ignore, ignore);
   }
 
   events(): AsyncIterableIterator<JobEvent> {
@@ -126,11 +139,12 @@ export class JobRun implements JobHandle {
           }
           if (run.finished) return { value: undefined, done: true };
           await new Promise<void>((resolve) => {
+            const waiters = (run.waiters ??= new Set());
             const wake = () => {
-              run.waiters.delete(wake);
+              waiters.delete(wake);
               resolve();
             };
-            run.waiters.add(wake);
+            waiters.add(wake);
           });
         }
       },

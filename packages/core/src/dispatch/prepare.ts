@@ -90,7 +90,8 @@ function sameJson(value: unknown, copy: unknown): boolean {
   for (let index = 0; index < keys.length; index++) {
     const key = expectedKeys[index]!;
     if (keys[index] !== key) return false;
-    if (!sameJson((value as Record<string, unknown>)[key], (copy as Record<string, unknown>)[key])) return false;
+    if (!sameJson((value as Record<string, unknown>)[key], (copy as Record<string, unknown>)[key]))
+      return false;
   }
   return true;
 }

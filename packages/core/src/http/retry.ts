@@ -38,7 +38,8 @@ export function retryDelayMs(error: unknown, attempt: number, options: RetryOpti
   return Math.round(delay);
 }
 
-function defaultShouldRetry(error: unknown): boolean {
+/** The default retry rule: a typed error marked retryable. */
+export function isRetryableError(error: unknown): boolean {
   return ComfyServerlessError.isInstance(error) && error.isRetryable;
 }
 
@@ -54,7 +55,7 @@ export async function withRetry<T>(
   options: RetryOptions = {},
 ): Promise<T> {
   const retries = options.retries ?? 4;
-  const shouldRetry = options.shouldRetry ?? defaultShouldRetry;
+  const shouldRetry = options.shouldRetry ?? isRetryableError;
   for (let attempt = 1; ; attempt++) {
     try {
       return await task(attempt);

@@ -1,5 +1,6 @@
 import type { Clock } from '../spec/clock';
 import { InvalidArgumentError } from '../spec/errors';
+import type { JobResult } from '../spec/job';
 import { systemClock } from '../util/clock';
 import type { ModelCacheRecorder } from './model-cache-hook';
 import { isObservedDispatcher, type ObservedDispatcher, subscribe } from './observed-dispatcher';
@@ -116,6 +117,14 @@ interface CacheSample {
   hit: boolean;
 }
 
+/** What the report is told of each job as it ends (by events, or by the dispatcher itself). */
+export interface JobLedger {
+  completed(at: number, result: JobResult): void;
+  /** An attempt on `providerId` that failed (the job moved on or ended). */
+  attemptFailed(at: number, providerId: string): void;
+  ended(at: number, outcome: 'failed' | 'timed_out' | 'cancelled', queuedAt: number | undefined): void;
+}
+
 interface OpenJob {
   queuedAt: number | undefined;
   /** The provider of the attempt in progress. */
@@ -173,6 +182,20 @@ export function createPerformanceReport(
   dispatcher: ObservedDispatcher,
   options: PerformanceReportOptions = {},
 ): PerformanceReport {
+  const { ledger: _ledger, ...report } = collectPerformance(dispatcher, options, false);
+  return report;
+}
+
+/**
+ * `createPerformanceReport` with its ledger: the dispatcher's own report is fed by the
+ * dispatcher directly (`fedDirectly`), which keeps no per-job state in the report.
+ * Internal to the package.
+ */
+export function collectPerformance(
+  dispatcher: ObservedDispatcher,
+  options: PerformanceReportOptions,
+  fedDirectly: boolean,
+): PerformanceReport & { ledger: JobLedger } {
   if (!isObservedDispatcher(dispatcher)) {
     throw new InvalidArgumentError({
       argument: 'dispatcher',
@@ -198,35 +221,12 @@ export function createPerformanceReport(
   const lookups = new RingBuffer<CacheSample>(capacity);
   const open = new BoundedMap<string, OpenJob>(capacity * 10);
 
-  const openJob = (jobId: string): OpenJob => {
-    let job = open.get(jobId);
-    if (job === undefined) {
-      job = { queuedAt: undefined, providerId: undefined };
-      open.set(jobId, job);
-    }
-    return job;
-  };
-  const endAttempt = (job: OpenJob, at: number, ok: boolean, providerId = job.providerId) => {
-    if (providerId !== undefined) attempts.push({ at, providerId, ok });
-    job.providerId = undefined;
-  };
-
-  const detach = subscribe(dispatcher, {
-    'job:queued': (event) => {
-      openJob(event.jobId).queuedAt = event.at;
-    },
-    'job:routed': (event) => {
-      openJob(event.jobId).providerId = event.providerId;
-    },
-    'job:retrying': (event) => {
-      endAttempt(openJob(event.jobId), event.at, false, event.providerId);
-    },
-    'job:completed': (event) => {
-      open.delete(event.jobId);
-      const { timing, cost, providerId } = event.result;
-      attempts.push({ at: event.at, providerId, ok: true });
+  const ledger: JobLedger = {
+    completed(at, result) {
+      const { timing, cost, providerId } = result;
+      attempts.push({ at, providerId, ok: true });
       jobs.push({
-        at: event.at,
+        at,
         outcome: 'completed',
         totalMs: timing.totalMs,
         queuedMs: timing.queuedMs,
@@ -235,24 +235,61 @@ export function createPerformanceReport(
         usd: cost.usd,
       });
     },
-    'job:failed': (event) => {
-      const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
-      open.delete(event.jobId);
-      endAttempt(job, event.at, false, job.providerId ?? event.error.providerId);
-      jobs.push(endSample(event.at, 'failed', job));
+    attemptFailed(at, providerId) {
+      attempts.push({ at, providerId, ok: false });
     },
-    'job:timed_out': (event) => {
-      const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
-      open.delete(event.jobId);
-      endAttempt(job, event.at, false);
-      jobs.push(endSample(event.at, 'timed_out', job));
+    ended(at, outcome, queuedAt) {
+      jobs.push(endSample(at, outcome, queuedAt));
     },
-    'job:cancelled': (event) => {
-      const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
-      open.delete(event.jobId);
-      jobs.push(endSample(event.at, 'cancelled', job));
-    },
-  });
+  };
+
+  const openJob = (jobId: string): OpenJob => {
+    let job = open.get(jobId);
+    if (job === undefined) {
+      job = { queuedAt: undefined, providerId: undefined };
+      open.set(jobId, job);
+    }
+    return job;
+  };
+  const endAttempt = (job: OpenJob, at: number, providerId = job.providerId) => {
+    if (providerId !== undefined) ledger.attemptFailed(at, providerId);
+    job.providerId = undefined;
+  };
+
+  const detach = fedDirectly
+    ? () => {}
+    : subscribe(dispatcher, {
+        'job:queued': (event) => {
+          openJob(event.jobId).queuedAt = event.at;
+        },
+        'job:routed': (event) => {
+          openJob(event.jobId).providerId = event.providerId;
+        },
+        'job:retrying': (event) => {
+          endAttempt(openJob(event.jobId), event.at, event.providerId);
+        },
+        'job:completed': (event) => {
+          open.delete(event.jobId);
+          ledger.completed(event.at, event.result);
+        },
+        'job:failed': (event) => {
+          const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
+          open.delete(event.jobId);
+          endAttempt(job, event.at, job.providerId ?? event.error.providerId);
+          ledger.ended(event.at, 'failed', job.queuedAt);
+        },
+        'job:timed_out': (event) => {
+          const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
+          open.delete(event.jobId);
+          endAttempt(job, event.at);
+          ledger.ended(event.at, 'timed_out', job.queuedAt);
+        },
+        'job:cancelled': (event) => {
+          const job = open.get(event.jobId) ?? { queuedAt: undefined, providerId: undefined };
+          open.delete(event.jobId);
+          ledger.ended(event.at, 'cancelled', job.queuedAt);
+        },
+      });
 
   function report(query: PerformanceReportQuery = {}): PerformanceKpis {
     if (query === null || typeof query !== 'object') {
@@ -352,6 +389,7 @@ export function createPerformanceReport(
 
   return {
     report,
+    ledger,
     recordModelCache(hit) {
       lookups.push({ at: clock.now(), hit: Boolean(hit) });
     },
@@ -362,8 +400,8 @@ export function createPerformanceReport(
   };
 }
 
-function endSample(at: number, outcome: JobSample['outcome'], job: OpenJob): JobSample {
-  const totalMs = job.queuedAt === undefined ? 0 : Math.max(0, at - job.queuedAt);
+function endSample(at: number, outcome: JobSample['outcome'], queuedAt: number | undefined): JobSample {
+  const totalMs = queuedAt === undefined ? 0 : Math.max(0, at - queuedAt);
   return { at, outcome, totalMs, queuedMs: totalMs, coldStartMs: 0, executionMs: 0, usd: 0 };
 }
 
