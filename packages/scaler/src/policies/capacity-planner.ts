@@ -97,13 +97,17 @@ export class CapacityPlanner {
 
   /**
    * Seconds an idle worker above the planned count stays. In cost mode, the idle timeout
-   * that would have cost least on the recent gaps between arrivals; for a wait objective
-   * none, because the planned count already holds the workers worth keeping.
+   * that would have cost least on the recent gaps between arrivals. For a wait objective one
+   * cold start: a worker the planner lets go may be wanted again a few intervals later, and
+   * starting it again costs a cold start of GPU time (and late jobs meanwhile); holding it
+   * idle for as long as a restart would cost is the ski-rental rule, never more than twice
+   * the cheaper of the two choices in hindsight (the clairvoyant bound keeps workers through
+   * gaps up to a cold start for the same reason).
    */
   idleTimeoutSeconds(snapshot: ScalingSnapshot): number {
     if (this.objective.kind === 'cost')
       return Math.round((this.costTimeoutMs ?? leadColdStartMs(snapshot)) / 1000);
-    return 0;
+    return Math.round(leadColdStartMs(snapshot) / 1000);
   }
 
   private recordReuse(gapMs: number, censored: boolean): void {
@@ -153,8 +157,21 @@ export class CapacityPlanner {
     if (this.objective.kind === 'cost' || this.logPriceS === undefined) return Math.max(base, floor);
     const price = Math.exp(this.logPriceS);
     const intervalS = snapshot.intervalMs / 1000;
+    // Idle workers already up (or booting beyond the queue's) are held while their chance of
+    // use over the next interval pays for it. A worker started now is of use only once it is
+    // up, one cold start C later, and costs C before then: it is started only while the
+    // chance of use in the interval after its boot (in the context of that moment if nothing
+    // arrives meanwhile) pays for the boot and that interval.
+    const coldStartMs = leadColdStartMs(snapshot);
+    const up = idleWorkers(snapshot) + Math.max(0, pendingWorkers(snapshot) - demand.queueDepth);
+    const startS = intervalS + coldStartMs / 1000;
     let spares = 0;
-    while (spares < this.spares.maxSpares && this.spares.needProbability(spares) * price >= intervalS)
+    while (
+      spares < this.spares.maxSpares &&
+      (spares < up
+        ? this.spares.needProbability(spares) * price >= intervalS
+        : this.spares.needProbability(spares, coldStartMs) * price >= startS)
+    )
       spares++;
     return Math.max(demand.inFlight + demand.queueDepth + spares, floor);
   }

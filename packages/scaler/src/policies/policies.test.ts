@@ -205,3 +205,35 @@ describe('learning from the waits jobs get', () => {
     expect(held).toBe(0);
   });
 });
+
+describe('starting a worker pays for its cold start', () => {
+  it('holds a worker it already has where it would not start one, and lets dropped workers idle for one cold start', () => {
+    // Demand rises by one now and then: rare enough that a held worker pays for one
+    // interval but a started one does not pay for its boot as well.
+    const feed = () => {
+      const policy = createReactivePolicy({ objective: { waitMs: 10_000, share: 0.95 } });
+      for (let step = 0; step < 3_000; step++) {
+        const arriving = step % 40 === 0 ? 1 : 0;
+        policy.decide(
+          snapshot(
+            { arrivals: [0, 0, arriving], inFlight: arriving, recentWaitsMs: arriving ? [0] : [] },
+            1_000_000 + step * 10_000,
+          ),
+        );
+      }
+      return policy;
+    };
+    const last = snapshot({}, 1_000_000 + 3_000 * 10_000);
+    const withIdle: ScalingSnapshot = {
+      ...last,
+      targets: last.targets.map((target) => ({
+        ...target,
+        state: { ...target.state, runningWorkers: 1, idleWorkers: 1 },
+      })),
+    };
+    const held = feed().decide(withIdle).targets.t0!;
+    const started = feed().decide(last).targets.t0!;
+    expect(held.minWorkers).toBeGreaterThan(started.minWorkers ?? 0);
+    expect(held.idleTimeoutSeconds).toBe(20);
+  });
+});

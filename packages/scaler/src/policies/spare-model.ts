@@ -43,6 +43,8 @@ export class SpareModel {
   private previousLevel = 0;
   private cell = 0;
   private since = 0;
+  private sinceS = Number.POSITIVE_INFINITY;
+  private cellRest = 0;
 
   /** @param maxSpares most idle workers the model prices (rises above count as this many). */
   constructor(readonly maxSpares = 32) {
@@ -78,7 +80,9 @@ export class SpareModel {
     const span = Math.min(buckets.length, Math.max(1, Math.round(RECENT_WINDOW_MS / demand.bucketMs)));
     let recent = 0;
     for (let index = buckets.length - span; index < buckets.length; index++) recent += buckets[index]!;
+    this.sinceS = sinceS;
     this.since = binOf(SINCE_EDGES_S, sinceS);
+    this.cellRest = binOf(RECENT_EDGES, recent) * this.busyBins + binOf(BUSY_EDGES, demand.inFlight);
     this.cell =
       (this.since * this.recentBins + binOf(RECENT_EDGES, recent)) * this.busyBins +
       binOf(BUSY_EDGES, demand.inFlight);
@@ -87,16 +91,18 @@ export class SpareModel {
     this.previousLevel = level;
   }
 
-  /** Probability that demand rises by more than `spare` (0-based) over the next interval. */
-  needProbability(spare: number): number {
+  /**
+   * Probability that demand rises by more than `spare` (0-based) over the next interval; with
+   * `afterMs`, over the interval that starts that much later if nothing arrives meanwhile.
+   */
+  needProbability(spare: number, afterMs = 0): number {
     if (spare >= this.maxSpares) return 0;
+    const since = afterMs > 0 ? binOf(SINCE_EDGES_S, this.sinceS + afterMs / 1000) : this.since;
+    const cell = afterMs > 0 ? since * this.recentBins * this.busyBins + this.cellRest : this.cell;
     const overall = (this.totalRises[spare]! + 0.5) / (this.total + 1);
     const bySince =
-      (this.sinceRises[this.since * this.maxSpares + spare]! + SHRINK * overall) /
-      (this.sinceExposure[this.since]! + SHRINK);
-    return (
-      (this.rises[this.cell * this.maxSpares + spare]! + SHRINK * bySince) /
-      (this.exposure[this.cell]! + SHRINK)
-    );
+      (this.sinceRises[since * this.maxSpares + spare]! + SHRINK * overall) /
+      (this.sinceExposure[since]! + SHRINK);
+    return (this.rises[cell * this.maxSpares + spare]! + SHRINK * bySince) / (this.exposure[cell]! + SHRINK);
   }
 }

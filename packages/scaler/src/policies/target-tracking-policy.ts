@@ -101,7 +101,7 @@ export function createTargetTrackingPolicy(options: TargetTrackingPolicyOptions 
       return {
         targets: planner.costMode
           ? costSettings(snapshot, planner.idleTimeoutSeconds(snapshot))
-          : splitNeed(snapshot, desired, { idleTimeoutSeconds: 0 }),
+          : splitNeed(snapshot, desired, { idleTimeoutSeconds: planner.idleTimeoutSeconds(snapshot) }),
         reason: `${now < panicUntil ? 'panic' : 'stable'} window ${Math.round(windowMs / 1000)} s`,
       };
     },
