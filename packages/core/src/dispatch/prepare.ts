@@ -22,7 +22,7 @@ const notJson = Symbol('not-json');
  * JSON copy of its content when it was prepared, and the results for each set of inputs.
  */
 interface ObjectEntry {
-  copy: unknown;
+  shape: JsonShape;
   text: string;
   plain: PreparedWorkflow | undefined;
   /** By the canonical text of the inputs; the oldest go first. */
@@ -69,37 +69,59 @@ function checkJsonValue(_key: string, item: unknown): unknown {
 }
 
 /**
- * Whether `value` is, as JSON, the same data as `copy` (a parse of JSON text): the same
- * keys in the same order with the same values, so that both would be written out as the
- * same text. Anything JSON would drop or change (undefined, a function, NaN, a class
- * instance, an array hole) makes them differ, so that such a value goes the slow way and
- * meets the parser's refusal.
+ * A JSON value laid out for comparison: an object's keys in order beside their values, so
+ * that comparing needs no `Object.keys` (whose arrays were most of what a job allocated).
  */
-function sameJson(value: unknown, copy: unknown): boolean {
-  if (value === copy) return true;
-  if (typeof copy !== 'object' || copy === null || typeof value !== 'object' || value === null) return false;
-  if (Array.isArray(copy)) {
-    if (!Array.isArray(value) || value.length !== copy.length) return false;
-    for (let index = 0; index < copy.length; index++) if (!sameJson(value[index], copy[index])) return false;
-    return true;
+type JsonShape =
+  | { kind: 'leaf'; value: string | number | boolean | null }
+  | { kind: 'array'; items: JsonShape[] }
+  | { kind: 'object'; keys: string[]; values: JsonShape[] };
+
+/** Lays out a parse of JSON text (only JSON values occur in it). */
+function shapeOf(value: unknown): JsonShape {
+  if (Array.isArray(value)) return { kind: 'array', items: value.map(shapeOf) };
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value);
+    return { kind: 'object', keys, values: keys.map((key) => shapeOf((value as Record<string, unknown>)[key])) };
   }
-  if (Array.isArray(value) || !isPlainObject(value)) return false;
-  const keys = Object.keys(value);
-  const expectedKeys = Object.keys(copy);
-  if (keys.length !== expectedKeys.length) return false;
-  for (let index = 0; index < keys.length; index++) {
-    const key = expectedKeys[index]!;
-    if (keys[index] !== key) return false;
-    if (!sameJson((value as Record<string, unknown>)[key], (copy as Record<string, unknown>)[key]))
-      return false;
+  return { kind: 'leaf', value: value as string | number | boolean | null };
+}
+
+/**
+ * Whether `value` is, as JSON, the data laid out in `shape`: the same keys in the same
+ * order with the same values, so that both would be written out as the same text.
+ * Anything JSON would drop or change (undefined, a function, NaN, a class instance, an
+ * array hole, an inherited enumerable key) makes them differ, so that such a value goes
+ * the slow way and meets the parser's refusal.
+ */
+function sameJson(value: unknown, shape: JsonShape): boolean {
+  switch (shape.kind) {
+    case 'leaf':
+      return value === shape.value;
+    case 'array': {
+      const { items } = shape;
+      if (!Array.isArray(value) || value.length !== items.length) return false;
+      for (let index = 0; index < items.length; index++) if (!sameJson(value[index], items[index]!)) return false;
+      return true;
+    }
+    case 'object': {
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || !isPlainObject(value)) return false;
+      const { keys, values } = shape;
+      let index = 0;
+      for (const key in value) {
+        if (index >= keys.length || key !== keys[index] || !Object.hasOwn(value, key)) return false;
+        if (!sameJson((value as Record<string, unknown>)[key], values[index]!)) return false;
+        index += 1;
+      }
+      return index === keys.length;
+    }
   }
-  return true;
 }
 
 /** `sameJson`, false when reading the value throws (a getter): the slow way deals with it. */
-function unchanged(value: unknown, copy: unknown): boolean {
+function unchanged(value: unknown, shape: JsonShape): boolean {
   try {
-    return sameJson(value, copy);
+    return sameJson(value, shape);
   } catch {
     return false;
   }
@@ -158,7 +180,7 @@ export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>
   // A template object sent again is recognised by a walk over its content, which is much
   // cheaper than writing it out as text: the same content gives the same result.
   const entry = typeof input === 'object' && input !== null ? byObject.get(input) : undefined;
-  if (entry !== undefined && unchanged(input, entry.copy)) {
+  if (entry !== undefined && unchanged(input, entry.shape)) {
     if (!patched) {
       entry.plain ??= prepareFromText(input, undefined, entry.text, '');
       return entry.plain;
@@ -178,7 +200,7 @@ export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>
   const inputsText = patched ? canonicalText(inputs) : '';
   const prepared = prepareFromText(input, inputs, text, inputsText);
   if (text !== undefined && typeof input === 'object' && input !== null) {
-    const fresh: ObjectEntry = { copy: JSON.parse(text), text, plain: undefined, patched: new Map() };
+    const fresh: ObjectEntry = { shape: shapeOf(JSON.parse(text)), text, plain: undefined, patched: new Map() };
     if (!patched) fresh.plain = prepared;
     else if (inputsText !== undefined) fresh.patched.set(inputsText, prepared);
     byObject.set(input, fresh);
