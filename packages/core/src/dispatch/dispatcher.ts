@@ -518,7 +518,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   ): Promise<AttemptOutcome> {
     const { run } = context;
     const providerId = state.provider.id;
-    const outputs: JobOutput[] = [];
+    let outputs: JobOutput[] | undefined;
     let watchFailures = 0;
     for (;;) {
       try {
@@ -553,12 +553,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
               });
               break;
             case 'output':
-              outputs.push(event.output);
+              (outputs ??= []).push(event.output);
               run.emit({ type: 'output', jobId: run.id, at: clock.now(), providerId, output: event.output });
               break;
             case 'completed':
               state.breaker.onSuccess();
-              return { kind: 'completed', event, outputs };
+              return { kind: 'completed', event, outputs: outputs ?? [] };
             case 'failed': {
               const error = reviveError(event.error, providerId, run.id);
               noteFailure(state, error);
@@ -616,7 +616,21 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (written !== undefined) await written;
     let ref: RemoteJobRef;
     try {
-      ref = await submitWithRetries(context, state);
+      // The submission itself is not aborted midway: a request the platform accepted must
+      // come back with its id so that the job can be cancelled, not lost.
+      const submission = submissionOf(context);
+      for (let tries = 1; ; tries++) {
+        try {
+          ref =
+            emitter.listenerCount('provider:call') === 0
+              ? await provider.doSubmit(submission)
+              : await timed(state, 'submit', () => provider.doSubmit(submission));
+          break;
+        } catch (error) {
+          if (run.signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
+          await sleep(retryDelayMs(error, tries, retry), { clock, signal: run.signal });
+        }
+      }
     } catch (caught) {
       const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
       if (SubmissionUnknownError.isInstance(error)) {
@@ -663,14 +677,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return watch(context, state, ref);
   }
 
-  /**
-   * Sends the job, again on retryable errors with backoff. The submission itself is not
-   * aborted midway: a request the platform accepted must come back with its id so that the
-   * job can be cancelled, not lost.
-   */
-  async function submitWithRetries(context: RunContext, state: ProviderState): Promise<RemoteJobRef> {
+  /** What a provider is sent for this job's current attempt. */
+  function submissionOf(context: RunContext): Parameters<ProviderV1['doSubmit']>[0] {
     const request = context.record.request;
-    const submission = {
+    return {
       jobId: context.run.id,
       workflow: request.workflow,
       images: request.images,
@@ -679,16 +689,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       ...(request.deadlineAt === undefined ? {} : { deadlineAt: request.deadlineAt }),
       ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
     };
-    const { signal } = context.run;
-    for (let tries = 1; ; tries++) {
-      try {
-        if (emitter.listenerCount('provider:call') === 0) return await state.provider.doSubmit(submission);
-        return await timed(state, 'submit', () => state.provider.doSubmit(submission));
-      } catch (error) {
-        if (signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
-        await sleep(retryDelayMs(error, tries, retry), { clock, signal });
-      }
-    }
   }
 
   async function failSubmission(
@@ -917,7 +917,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     try {
       const gate = completionGate.pass();
       if (gate !== undefined) await gate;
-      await recordEnding(context, outcome);
+      if ('result' in outcome) {
+        const written = recordCompletion(context, outcome.result);
+        if (written !== undefined) await written;
+      } else {
+        await recordEnding(context, outcome);
+      }
     } finally {
       // Only once the ending is journalled: until then this process still owns the job, and
       // its own resume() must not mistake it for an orphan and start it again.
@@ -925,22 +930,40 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
-  async function recordEnding(
-    context: RunContext,
-    outcome: { result: JobResult } | { error: unknown },
-  ): Promise<void> {
+  /** Journals a result, then tells the report, the listeners and the caller. */
+  function recordCompletion(context: RunContext, result: JobResult): Promise<void> | undefined {
     const { run } = context;
     leave(context);
     if (context.deadlineTimer !== undefined) clock.clearTimeout(context.deadlineTimer);
     const at = clock.now();
+    run.setStatus('completed');
+    const written = journalWrite(run.id, { status: 'completed', result, finishedAt: at });
+    if (written === undefined) {
+      announceCompletion(run, at, result);
+      return undefined;
+    }
+    return written.then(() => announceCompletion(run, at, result));
+  }
+
+  function announceCompletion(run: JobRun, at: number, result: JobResult): void {
+    ledger?.completed(at, result);
+    run.emit({ type: 'completed', jobId: run.id, at, result });
+    run.finish({ result });
+  }
+
+  async function recordEnding(
+    context: RunContext,
+    outcome: { result: JobResult } | { error: unknown },
+  ): Promise<void> {
     if ('result' in outcome) {
-      run.setStatus('completed');
-      await journalSafely(run.id, { status: 'completed', result: outcome.result, finishedAt: at });
-      ledger?.completed(at, outcome.result);
-      run.emit({ type: 'completed', jobId: run.id, at, result: outcome.result });
-      run.finish(outcome);
+      const written = recordCompletion(context, outcome.result);
+      if (written !== undefined) await written;
       return;
     }
+    const { run } = context;
+    leave(context);
+    if (context.deadlineTimer !== undefined) clock.clearTimeout(context.deadlineTimer);
+    const at = clock.now();
     const stop = run.stopRequest;
     if (stop !== undefined && (run.signal.aborted || JobCancelledError.isInstance(outcome.error))) {
       // Stopped by us: make sure the platform stops too before saying so.

@@ -82,7 +82,11 @@ function shapeOf(value: unknown): JsonShape {
   if (Array.isArray(value)) return { kind: 'array', items: value.map(shapeOf) };
   if (value !== null && typeof value === 'object') {
     const keys = Object.keys(value);
-    return { kind: 'object', keys, values: keys.map((key) => shapeOf((value as Record<string, unknown>)[key])) };
+    return {
+      kind: 'object',
+      keys,
+      values: keys.map((key) => shapeOf((value as Record<string, unknown>)[key])),
+    };
   }
   return { kind: 'leaf', value: value as string | number | boolean | null };
 }
@@ -101,11 +105,13 @@ function sameJson(value: unknown, shape: JsonShape): boolean {
     case 'array': {
       const { items } = shape;
       if (!Array.isArray(value) || value.length !== items.length) return false;
-      for (let index = 0; index < items.length; index++) if (!sameJson(value[index], items[index]!)) return false;
+      for (let index = 0; index < items.length; index++)
+        if (!sameJson(value[index], items[index]!)) return false;
       return true;
     }
     case 'object': {
-      if (value === null || typeof value !== 'object' || Array.isArray(value) || !isPlainObject(value)) return false;
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || !isPlainObject(value))
+        return false;
       const { keys, values } = shape;
       let index = 0;
       for (const key in value) {
@@ -200,7 +206,12 @@ export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>
   const inputsText = patched ? canonicalText(inputs) : '';
   const prepared = prepareFromText(input, inputs, text, inputsText);
   if (text !== undefined && typeof input === 'object' && input !== null) {
-    const fresh: ObjectEntry = { shape: shapeOf(JSON.parse(text)), text, plain: undefined, patched: new Map() };
+    const fresh: ObjectEntry = {
+      shape: shapeOf(JSON.parse(text)),
+      text,
+      plain: undefined,
+      patched: new Map(),
+    };
     if (!patched) fresh.plain = prepared;
     else if (inputsText !== undefined) fresh.patched.set(inputsText, prepared);
     byObject.set(input, fresh);
