@@ -45,6 +45,9 @@ export class SpareModel {
   private since = 0;
   private sinceS = Number.POSITIVE_INFINITY;
   private cellRest = 0;
+  /** The context one boot ahead, computed once per update. */
+  private laggedAfterMs = Number.NaN;
+  private laggedSince = 0;
 
   /** @param maxSpares most idle workers the model prices (rises above count as this many). */
   constructor(readonly maxSpares = 32) {
@@ -81,6 +84,7 @@ export class SpareModel {
     let recent = 0;
     for (let index = buckets.length - span; index < buckets.length; index++) recent += buckets[index]!;
     this.sinceS = sinceS;
+    this.laggedAfterMs = Number.NaN;
     this.since = binOf(SINCE_EDGES_S, sinceS);
     this.cellRest = binOf(RECENT_EDGES, recent) * this.busyBins + binOf(BUSY_EDGES, demand.inFlight);
     this.cell =
@@ -97,8 +101,16 @@ export class SpareModel {
    */
   needProbability(spare: number, afterMs = 0): number {
     if (spare >= this.maxSpares) return 0;
-    const since = afterMs > 0 ? binOf(SINCE_EDGES_S, this.sinceS + afterMs / 1000) : this.since;
-    const cell = afterMs > 0 ? since * this.recentBins * this.busyBins + this.cellRest : this.cell;
+    let since = this.since;
+    let cell = this.cell;
+    if (afterMs > 0) {
+      if (afterMs !== this.laggedAfterMs) {
+        this.laggedAfterMs = afterMs;
+        this.laggedSince = binOf(SINCE_EDGES_S, this.sinceS + afterMs / 1000);
+      }
+      since = this.laggedSince;
+      cell = since * this.recentBins * this.busyBins + this.cellRest;
+    }
     const overall = (this.totalRises[spare]! + 0.5) / (this.total + 1);
     const bySince =
       (this.sinceRises[since * this.maxSpares + spare]! + SHRINK * overall) /
