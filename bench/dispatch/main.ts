@@ -1,5 +1,8 @@
 // Dispatcher overhead: 10,000 jobs through runWorkflow on an instant in-memory provider,
 // beside the same provider calls driven by a bare p-queue loop, in the same run.
+
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   createDispatcher,
   type ProviderJobEvent,
@@ -64,6 +67,115 @@ async function bareLoop(): Promise<number> {
   }
   await Promise.all(jobs);
   return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
+}
+
+/**
+ * The bare loop plus only the bookkeeping the dispatcher owes every job, done as plainly as
+ * it can be: a random job id, a journal record in a map (kept for idempotency after the job
+ * ends, as the memory journal keeps 10,000), four journal patches, an AbortSignal handed to
+ * the provider, five events kept for replay and emitted, and a result object. No
+ * validation, routing, retries or reporting. It tells how far the targets sit from what
+ * the obligations alone cost.
+ */
+function floorJob(
+  provider: ProviderV1,
+  records: Map<string, Record<string, unknown>>,
+  emitter: EventEmitter,
+  onStarted?: () => void,
+) {
+  return async () => {
+    const jobId = randomUUID();
+    const history: object[] = [];
+    const emit = (event: { type: string; [field: string]: unknown }) => {
+      history.push(event);
+      emitter.emit(`job:${event.type}`, event);
+    };
+    const createdAt = Date.now();
+    const record: Record<string, unknown> = {
+      jobId,
+      status: 'queued',
+      version: 1,
+      createdAt,
+      updatedAt: createdAt,
+      requestHash: 'h',
+      request: { workflow, images: [] },
+      attempts: [],
+    };
+    records.set(jobId, record);
+    emit({ type: 'queued', jobId, at: createdAt });
+    emit({ type: 'routed', jobId, at: Date.now(), providerId: provider.id, candidates: [provider.id] });
+    const attempt: Record<string, unknown> = { providerId: provider.id, submittedAt: Date.now() };
+    Object.assign(record, { attempts: [attempt], version: 2, updatedAt: Date.now() });
+    const controller = new AbortController();
+    const ref = await provider.doSubmit({ jobId, workflow, images: [], attempt: 1 });
+    attempt.remote = ref;
+    Object.assign(record, { providerId: provider.id, version: 3, updatedAt: Date.now() });
+    emit({
+      type: 'submitted',
+      jobId,
+      at: Date.now(),
+      providerId: provider.id,
+      remoteId: ref.remoteId,
+      attempt: 1,
+    });
+    let completed: ProviderJobEvent | undefined;
+    for await (const event of provider.doWatch(ref, { signal: controller.signal })) {
+      if (event.type === 'started') {
+        const startedAt = Date.now();
+        attempt.startedAt = startedAt;
+        Object.assign(record, { status: 'running', startedAt, version: 4, updatedAt: startedAt });
+        emit({ type: 'started', jobId, at: startedAt, providerId: provider.id });
+        onStarted?.();
+      } else if (event.type === 'completed') completed = event;
+    }
+    const at = Date.now();
+    const result = {
+      jobId,
+      status: 'completed',
+      outputs: completed?.type === 'completed' ? completed.outputs : [],
+      timing: { queuedMs: 0, executionMs: 1, totalMs: at - createdAt },
+      cost: { usd: 0.00019, gpuSeconds: 1, providerId: provider.id },
+      providerId: provider.id,
+      attempts: 1,
+    };
+    Object.assign(record, { status: 'completed', result, finishedAt: at, version: 5, updatedAt: at });
+    emit({ type: 'completed', jobId, at, result });
+    if (records.size > 10_000) records.delete(records.keys().next().value as string);
+    return result;
+  };
+}
+
+async function obligationsFloor(): Promise<number> {
+  const provider = instantProvider();
+  const queue = new PQueue({ concurrency: 1000 });
+  const records = new Map<string, Record<string, unknown>>();
+  const emitter = new EventEmitter();
+  const started = process.hrtime.bigint();
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++) jobs.push(queue.add(floorJob(provider, records, emitter)));
+  await Promise.all(jobs);
+  return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
+}
+
+async function floorHeapPerInFlightJob(): Promise<number> {
+  let release!: () => void;
+  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
+  const provider = instantProvider(hold);
+  const queue = new PQueue({ concurrency: Number.POSITIVE_INFINITY });
+  const records = new Map<string, Record<string, unknown>>();
+  const emitter = new EventEmitter();
+  let inFlight = 0;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++)
+    jobs.push(queue.add(floorJob(provider, records, emitter, () => (inFlight += 1))));
+  while (inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  release();
+  await Promise.all(jobs);
+  return (after - before) / JOBS;
 }
 
 async function throughDispatcher(): Promise<number> {
@@ -145,6 +257,7 @@ function median(values: number[]): number {
 }
 
 const bare: number[] = [];
+const floor: number[] = [];
 const ours: number[] = [];
 /**
  * Event-loop delay as a user's other requests would feel it: a 5 ms timer's lateness,
@@ -184,28 +297,35 @@ function loopDelaySampler(periodMs = 5) {
 const loopDelay = loopDelaySampler();
 // Alternate the two so that warm-up and machine noise fall on both alike.
 await bareLoop();
+await obligationsFloor();
 await throughDispatcher();
 loopDelay.enable();
 for (let round = 0; round < ROUNDS; round++) {
   loopDelay.disable();
   bare.push(await bareLoop());
+  floor.push(await obligationsFloor());
   loopDelay.enable();
   ours.push(await throughDispatcher());
 }
 loopDelay.disable();
 const heapBytes = await heapPerInFlightJob();
 const bareHeapBytes = await bareHeapPerInFlightJob();
+const floorHeapBytes = await floorHeapPerInFlightJob();
 
 const bareUs = median(bare);
 const oursUs = median(ours);
+const floorUs = median(floor);
 const ratio = oursUs / bareUs;
 const loopP99Ms = loopDelay.percentile(0.99);
 const loopMaxMs = loopDelay.max;
 const rows = [
   ['bare p-queue loop, µs/job', bareUs.toFixed(1), ''],
+  ['bare loop + per-job obligations only, µs/job', floorUs.toFixed(1), ''],
   ['dispatcher.runWorkflow, µs/job', oursUs.toFixed(1), ''],
+  ['ratio (obligations floor / bare)', (floorUs / bareUs).toFixed(2), ''],
   ['ratio (dispatcher / bare)', ratio.toFixed(2), '<= 1.5'],
   ['heap bytes per in-flight job, bare loop', bareHeapBytes.toFixed(0), ''],
+  ['heap bytes per in-flight job, obligations floor', floorHeapBytes.toFixed(0), ''],
   ['heap bytes per in-flight job (10,000 in flight)', heapBytes.toFixed(0), '<= 4096'],
   ['event-loop delay p99, ms', loopP99Ms.toFixed(1), '<= 20'],
   ['event-loop delay max, ms', loopMaxMs.toFixed(1), `(${loopDelay.count} samples)`],
@@ -219,6 +339,9 @@ const result = {
   ratio,
   heapBytesPerInFlightJob: heapBytes,
   bareHeapBytesPerInFlightJob: bareHeapBytes,
+  floorMicrosecondsPerJob: floorUs,
+  floorRatio: floorUs / bareUs,
+  floorHeapBytesPerInFlightJob: floorHeapBytes,
   eventLoopDelayP99Ms: loopP99Ms,
   eventLoopDelayMaxMs: loopMaxMs,
   loadAverage: (await import('node:os')).loadavg()[0],

@@ -1163,6 +1163,27 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
    * the event loop still has room, else a promise of the handle. Throws on bad options.
    */
   function submitNow(workflow: unknown, jobOptions: RunWorkflowOptions): JobHandle | Promise<JobHandle> {
+    if (syncJournal !== undefined && !submissionGate.enter()) {
+      return afterGate(() => submitPassed(workflow, jobOptions));
+    }
+    return submitPassed(workflow, jobOptions);
+  }
+
+  /** Runs `work` on a later turn of the event loop, when the submission gate lets it pass. */
+  function afterGate<T>(work: () => T | Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) =>
+      submissionGate.later(() => {
+        try {
+          resolve(work());
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    );
+  }
+
+  /** `submitNow` once past the gate (for a memory journal) or before it (others). */
+  function submitPassed(workflow: unknown, jobOptions: RunWorkflowOptions): JobHandle | Promise<JobHandle> {
     if (
       jobOptions.jobId !== undefined &&
       (typeof jobOptions.jobId !== 'string' || jobOptions.jobId.length === 0 || jobOptions.jobId.length > 256)
@@ -1187,14 +1208,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     // Two submissions of one id racing within this process share the first one's outcome.
     const pending = pendingSubmissions.get(jobId);
     if (pending !== undefined) return pending;
-    const gate = submissionGate.pass();
-    if (gate === undefined && syncJournal !== undefined) {
+    if (syncJournal !== undefined) {
       const request = describeRequest(jobId, workflow, jobOptions);
       const handle = adopt(request, jobOptions, syncJournal.create(request.record));
       if (!(handle instanceof Promise)) return handle;
       return track(jobId, handle);
     }
-    return track(jobId, acceptLater(jobId, workflow, jobOptions, gate));
+    return track(jobId, acceptLater(jobId, workflow, jobOptions, submissionGate.pass()));
   }
 
   function track(jobId: string, submission: Promise<JobHandle>): Promise<JobHandle> {
@@ -1404,10 +1424,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   let performance: (PerformanceReport & { ledger: JobLedger }) | undefined;
   const dispatcher: Dispatcher = {
-    runWorkflow: (workflow, jobOptions) => {
+    runWorkflow: (workflow, jobOptions = {}) => {
+      if (syncJournal !== undefined && !submissionGate.enter()) {
+        return afterGate(() => resultOf(submitPassed(workflow, jobOptions)));
+      }
       try {
-        const handle = submitNow(workflow, jobOptions ?? {});
-        return handle instanceof Promise ? handle.then((accepted) => accepted.result()) : handle.result();
+        return resultOf(submitPassed(workflow, jobOptions));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -1450,12 +1472,24 @@ class TurnGate {
 
   /** Resolves at once (undefined) while this turn has room, else on a later turn. */
   pass(): Promise<void> | undefined {
+    if (this.enter()) return undefined;
+    return new Promise<void>((resolve) => this.later(resolve));
+  }
+
+  /** Takes a place in this turn if there is one (and nobody is waiting for one). */
+  enter(): boolean {
     this.scheduleRelease();
     if (this.head === this.waiting.length && this.passedThisTurn < this.perTurn) {
       this.passedThisTurn += 1;
-      return undefined;
+      return true;
     }
-    return new Promise<void>((resolve) => this.waiting.push(resolve));
+    return false;
+  }
+
+  /** Runs `callback` on a later turn, in order, with its place counted in that turn. */
+  later(callback: () => void): void {
+    this.scheduleRelease();
+    this.waiting.push(callback);
   }
 
   private scheduleRelease(): void {
@@ -1482,6 +1516,10 @@ const submissionGate = new TurnGate(32);
 const completionGate = new TurnGate(32);
 
 function ignore(): void {}
+
+function resultOf(handle: JobHandle | Promise<JobHandle>): Promise<JobResult> {
+  return handle instanceof Promise ? handle.then((accepted) => accepted.result()) : handle.result();
+}
 
 /** Lets a journal's refusal of a backwards status change pass; anything else is thrown. */
 function ignoreRefusal(error: unknown): void {
