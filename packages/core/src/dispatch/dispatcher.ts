@@ -54,7 +54,7 @@ import { type JobHandle, JobRun } from './job-run';
 import { createMemoryJournal, synchronousJournalOf } from './memory-journal';
 import { type DispatcherOptions, validateDispatcherOptions } from './options';
 import { hashRequest, payloadBytes, prepareWorkflow } from './prepare';
-import { type RouteDecision, type RouteProviderSnapshot, routeJob } from './router';
+import { type RouteDecision, type RouteProviderSnapshot, type RouteRequest, routeJob } from './router';
 
 /** Options of one job. */
 export interface RunWorkflowOptions {
@@ -366,25 +366,29 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   function snapshotOf(state: ProviderState, requirements: WorkflowRequirements): RouteProviderSnapshot {
     const { provider } = state;
-    return {
+    // Built field by field rather than with conditional spreads: this runs for every
+    // provider on every job, and spreads cost an object each.
+    const snapshot: RouteProviderSnapshot = {
       id: provider.id,
       gpu: provider.gpu,
       pricing: provider.pricing,
-      ...(provider.region === undefined ? {} : { region: provider.region }),
-      ...(provider.image === undefined ? {} : { image: provider.image }),
       coldStartMs: provider.coldStartMs ?? provider.image?.coldStartMs ?? defaultColdStartMs,
       expectedExecutionMs: state.executionMs ?? defaultExecutionMs,
-      // Only an image that says what it holds can be judged; an undescribed one is assumed ready.
-      ...(provider.image === undefined ? {} : { modelLoadMs: modelLoadMsFor(requirements, provider.image) }),
-      ...(state.health === undefined ? {} : { health: state.health }),
       available: state.breaker.allows(),
       queued: state.queued,
       inFlight: state.inFlight,
       maxConcurrency: state.queue.concurrency,
-      ...(provider.limits?.maxPayloadBytes === undefined
-        ? {}
-        : { maxPayloadBytes: provider.limits.maxPayloadBytes }),
     };
+    if (provider.region !== undefined) snapshot.region = provider.region;
+    if (provider.image !== undefined) {
+      snapshot.image = provider.image;
+      // Only an image that says what it holds can be judged; an undescribed one is assumed ready.
+      snapshot.modelLoadMs = modelLoadMsFor(requirements, provider.image);
+    }
+    if (state.health !== undefined) snapshot.health = state.health;
+    const maxPayloadBytes = provider.limits?.maxPayloadBytes;
+    if (maxPayloadBytes !== undefined) snapshot.maxPayloadBytes = maxPayloadBytes;
+    return snapshot;
   }
 
   function routeFor(context: RunContext, exclude: readonly string[] | undefined): RouteDecision {
@@ -396,18 +400,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
     const budget = context.options.latencyBudgetMs ?? routerOptions.latencyBudgetMs;
     const region = context.options.region ?? routerOptions.preferRegion;
-    return route({
+    const request: RouteRequest = {
       payloadBytes: context.payloadBytes,
-      ...(context.requirements.vramGbEstimate === undefined
-        ? {}
-        : { vramGbEstimate: context.requirements.vramGbEstimate }),
       models: context.requirements.models,
       nodeTypes: context.requirements.nodeTypes,
-      ...(budget === undefined ? {} : { latencyBudgetMs: budget }),
-      ...(region === undefined ? {} : { preferRegion: region }),
-      ...(routerOptions.regions === undefined ? {} : { regions: routerOptions.regions }),
       providers: snapshots,
-    });
+    };
+    if (context.requirements.vramGbEstimate !== undefined)
+      request.vramGbEstimate = context.requirements.vramGbEstimate;
+    if (budget !== undefined) request.latencyBudgetMs = budget;
+    if (region !== undefined) request.preferRegion = region;
+    if (routerOptions.regions !== undefined) request.regions = routerOptions.regions;
+    return route(request);
   }
 
   function noteFailure(state: ProviderState, error: ComfyServerlessError): void {
@@ -486,14 +490,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     coldStartMs: number | undefined,
     workerId: string | undefined,
   ): void {
-    context.run.emit({
+    const event: Extract<JobEvent, { type: 'started' }> = {
       type: 'started',
       jobId: context.run.id,
       at,
       providerId: state.provider.id,
-      ...(coldStartMs === undefined ? {} : { coldStartMs }),
-      ...(workerId === undefined ? {} : { workerId }),
-    });
+    };
+    if (coldStartMs !== undefined) event.coldStartMs = coldStartMs;
+    if (workerId !== undefined) event.workerId = workerId;
+    context.run.emit(event);
   }
 
   async function safeCancel(state: ProviderState, ref: RemoteJobRef): Promise<boolean> {
@@ -674,21 +679,22 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       attempt: context.attempts,
     });
     if (run.signal.aborted) throw run.signal.reason;
-    return watch(context, state, ref);
+    return await watch(context, state, ref);
   }
 
   /** What a provider is sent for this job's current attempt. */
   function submissionOf(context: RunContext): Parameters<ProviderV1['doSubmit']>[0] {
     const request = context.record.request;
-    return {
+    const submission: Parameters<ProviderV1['doSubmit']>[0] = {
       jobId: context.run.id,
       workflow: request.workflow,
       images: request.images,
       requirements: context.requirements,
       attempt: context.attempts,
-      ...(request.deadlineAt === undefined ? {} : { deadlineAt: request.deadlineAt }),
-      ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
     };
+    if (request.deadlineAt !== undefined) submission.deadlineAt = request.deadlineAt;
+    if (request.metadata !== undefined) submission.metadata = request.metadata;
+    return submission;
   }
 
   async function failSubmission(
@@ -725,7 +731,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       jobId: context.run.id,
       status: 'completed',
       outputs: outcome.event.outputs ?? outcome.outputs,
-      timing: { queuedMs, ...(coldStartMs === undefined ? {} : { coldStartMs }), executionMs, totalMs },
+      timing:
+        coldStartMs === undefined
+          ? { queuedMs, executionMs, totalMs }
+          : { queuedMs, coldStartMs, executionMs, totalMs },
       cost: { usd: gpuSeconds * pricing.usdPerSecond, gpuSeconds, providerId: state.provider.id },
       providerId: state.provider.id,
       attempts: Math.max(1, context.attempts),
@@ -816,6 +825,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   async function attemptLoop(context: RunContext): Promise<JobResult> {
+    context.waitingInGlobalQueue = false;
     const { run } = context;
     let tried: string[] | undefined;
     let lastError: ComfyServerlessError | undefined;
@@ -1038,12 +1048,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const run = new JobRun(record.jobId, record.status, jobOptions.onEvent, broadcast, requestStop);
     if (isNew) {
       const metadata = record.request.metadata;
-      run.emit({
-        type: 'queued',
-        jobId: record.jobId,
-        at: record.createdAt,
-        ...(metadata ? { metadata } : {}),
-      });
+      run.emit(
+        metadata
+          ? { type: 'queued', jobId: record.jobId, at: record.createdAt, metadata }
+          : { type: 'queued', jobId: record.jobId, at: record.createdAt },
+      );
     }
     const context: RunContext = {
       run,
@@ -1089,26 +1098,24 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       );
     }
 
-    const drive = async () => {
-      try {
-        const result = await admitted(
-          globalQueue,
-          () => {
-            context.waitingInGlobalQueue = false;
-            return attemptLoop(context);
-          },
-          run.signal,
-        );
-        await finalize(context, { result });
-      } catch (error) {
-        await finalize(context, { error });
-      }
-    };
-    void drive().catch((error: unknown) => {
-      // Only a journal failure can land here: the job cannot be recorded as finished.
-      run.finish({ error });
-    });
+    void drive(context);
     return context;
+  }
+
+  /** Runs a job from admission to its journalled ending; never rejects. */
+  async function drive(context: RunContext): Promise<void> {
+    let outcome: { result: JobResult } | { error: unknown };
+    try {
+      outcome = { result: await admitted(globalQueue, () => attemptLoop(context), context.run.signal) };
+    } catch (error) {
+      outcome = { error };
+    }
+    try {
+      await finalize(context, outcome);
+    } catch (error) {
+      // Only a journal failure can land here: the job cannot be recorded as finished.
+      context.run.finish({ error });
+    }
   }
 
   function finishedHandle(record: JobRecord): JobHandle {
@@ -1247,12 +1254,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         jobId,
         requestHash: hashRequest(prepared.fingerprint, images),
         createdAt,
-        request: {
-          workflow: prepared.workflow,
-          images,
-          ...(timeoutMs === undefined ? {} : { timeoutMs, deadlineAt: createdAt + timeoutMs }),
-          ...(jobOptions.metadata === undefined ? {} : { metadata: jobOptions.metadata }),
-        },
+        request: requestOf(prepared.workflow, images, createdAt, timeoutMs, jobOptions.metadata),
         owner,
       },
     };
@@ -1516,6 +1518,22 @@ const submissionGate = new TurnGate(32);
 const completionGate = new TurnGate(32);
 
 function ignore(): void {}
+
+function requestOf(
+  workflow: JobRecord['request']['workflow'],
+  images: InputImage[],
+  createdAt: number,
+  timeoutMs: number | undefined,
+  metadata: Record<string, string> | undefined,
+): JobRecord['request'] {
+  const request: JobRecord['request'] = { workflow, images };
+  if (timeoutMs !== undefined) {
+    request.timeoutMs = timeoutMs;
+    request.deadlineAt = createdAt + timeoutMs;
+  }
+  if (metadata !== undefined) request.metadata = metadata;
+  return request;
+}
 
 function resultOf(handle: JobHandle | Promise<JobHandle>): Promise<JobResult> {
   return handle instanceof Promise ? handle.then((accepted) => accepted.result()) : handle.result();

@@ -77,18 +77,21 @@ export function createMemoryJournal(options: MemoryJournalOptions = {}): JobJour
     // Every field a later update may set is present from the start, so that all records
     // share one shape and updates stay on the fast path.
     const stored: JobRecord = {
-      providerId: undefined,
-      startedAt: undefined,
-      finishedAt: undefined,
-      result: undefined,
-      error: undefined,
-      owner: undefined,
-      ...record,
+      jobId: record.jobId,
       status: 'queued',
       version: 1,
+      createdAt: record.createdAt,
       updatedAt: record.createdAt,
+      requestHash: record.requestHash,
+      request: record.request,
       attempts: [],
-    } as JobRecord;
+      providerId: record.providerId,
+      startedAt: record.startedAt,
+      finishedAt: record.finishedAt,
+      result: record.result,
+      error: record.error,
+      owner: record.owner,
+    };
     records.set(record.jobId, stored);
     return { record: stored, created: true };
   }
