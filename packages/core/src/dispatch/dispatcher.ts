@@ -516,12 +516,90 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     }
   }
 
-  async function watch(
+  /**
+   * One attempt on one provider: journals the intent, sends the job (retrying what may be
+   * retried), then follows it to its end. A resumed job that was already sent comes with its
+   * reference and is only followed. One function, so that a job in flight holds one frame.
+   */
+  async function runAttempt(
     context: RunContext,
     state: ProviderState,
-    ref: RemoteJobRef,
+    resumed?: RemoteJobRef,
   ): Promise<AttemptOutcome> {
     const { run } = context;
+    const provider = state.provider;
+    let ref: RemoteJobRef;
+    if (resumed !== undefined) {
+      ref = resumed;
+    } else {
+      context.attempts += 1;
+      state.breaker.onAttempt();
+      // The intent is journalled before the request leaves, so that a process that dies
+      // mid-submission leaves a trace that resume() will not blindly send again.
+      const intent: JobAttempt = { providerId: provider.id, submittedAt: clock.now() };
+      context.record.attempts = [...context.record.attempts, intent];
+      const written = journalWrite(run.id, { attempts: context.record.attempts });
+      if (written !== undefined) await written;
+      try {
+        // The submission itself is not aborted midway: a request the platform accepted must
+        // come back with its id so that the job can be cancelled, not lost.
+        const submission = submissionOf(context);
+        for (let tries = 1; ; tries++) {
+          try {
+            ref =
+              emitter.listenerCount('provider:call') === 0
+                ? await provider.doSubmit(submission)
+                : await timed(state, 'submit', () => provider.doSubmit(submission));
+            break;
+          } catch (error) {
+            if (run.signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
+            await sleep(retryDelayMs(error, tries, retry), { clock, signal: run.signal });
+          }
+        }
+      } catch (caught) {
+        const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
+        if (SubmissionUnknownError.isInstance(error)) {
+          // The platform may have the job though its id never came back: find it, or stop here.
+          const found = await lookUpSubmission(context, state);
+          if (typeof found === 'object') {
+            ref = found;
+          } else {
+            await closeLastAttempt(context, { error: error.toJSON() });
+            if (found === 'unknown') {
+              return {
+                kind: 'failed',
+                error: unknownSubmissionError(
+                  context,
+                  state,
+                  `was sent to ${provider.id} but its answer was lost (${error.message})`,
+                ),
+                executionStarted: true,
+              };
+            }
+            return { kind: 'failed', error, executionStarted: false };
+          }
+        } else {
+          if (run.signal.aborted) throw run.signal.reason;
+          return failSubmission(context, state, error);
+        }
+      }
+      context.remote = { state, ref };
+      const attempts = context.record.attempts;
+      const current = attempts[attempts.length - 1];
+      if (current !== undefined) current.remote = ref;
+      context.record.providerId = provider.id;
+      const accepted = journalWrite(run.id, { attempts, providerId: provider.id });
+      if (accepted !== undefined) await accepted;
+      run.emit({
+        type: 'submitted',
+        jobId: run.id,
+        at: clock.now(),
+        providerId: provider.id,
+        remoteId: ref.remoteId,
+        attempt: context.attempts,
+      });
+      if (run.signal.aborted) throw run.signal.reason;
+    }
     const providerId = state.provider.id;
     let outputs: JobOutput[] | undefined;
     let watchFailures = 0;
@@ -606,80 +684,6 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return { kind: 'failed', error, executionStarted: context.executionStarted || !stopped };
       }
     }
-  }
-
-  async function submitAndWatch(context: RunContext, state: ProviderState): Promise<AttemptOutcome> {
-    const { run } = context;
-    const provider = state.provider;
-    context.attempts += 1;
-    state.breaker.onAttempt();
-    // The intent is journalled before the request leaves, so that a process that dies
-    // mid-submission leaves a trace that resume() will not blindly send again.
-    const intent: JobAttempt = { providerId: provider.id, submittedAt: clock.now() };
-    context.record.attempts = [...context.record.attempts, intent];
-    const written = journalWrite(run.id, { attempts: context.record.attempts });
-    if (written !== undefined) await written;
-    let ref: RemoteJobRef;
-    try {
-      // The submission itself is not aborted midway: a request the platform accepted must
-      // come back with its id so that the job can be cancelled, not lost.
-      const submission = submissionOf(context);
-      for (let tries = 1; ; tries++) {
-        try {
-          ref =
-            emitter.listenerCount('provider:call') === 0
-              ? await provider.doSubmit(submission)
-              : await timed(state, 'submit', () => provider.doSubmit(submission));
-          break;
-        } catch (error) {
-          if (run.signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
-          await sleep(retryDelayMs(error, tries, retry), { clock, signal: run.signal });
-        }
-      }
-    } catch (caught) {
-      const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
-      if (SubmissionUnknownError.isInstance(error)) {
-        // The platform may have the job though its id never came back: find it, or stop here.
-        const found = await lookUpSubmission(context, state);
-        if (typeof found === 'object') {
-          ref = found;
-        } else {
-          await closeLastAttempt(context, { error: error.toJSON() });
-          if (found === 'unknown') {
-            return {
-              kind: 'failed',
-              error: unknownSubmissionError(
-                context,
-                state,
-                `was sent to ${provider.id} but its answer was lost (${error.message})`,
-              ),
-              executionStarted: true,
-            };
-          }
-          return { kind: 'failed', error, executionStarted: false };
-        }
-      } else {
-        if (run.signal.aborted) throw run.signal.reason;
-        return failSubmission(context, state, error);
-      }
-    }
-    context.remote = { state, ref };
-    const attempts = context.record.attempts;
-    const current = attempts[attempts.length - 1];
-    if (current !== undefined) current.remote = ref;
-    context.record.providerId = provider.id;
-    const accepted = journalWrite(run.id, { attempts, providerId: provider.id });
-    if (accepted !== undefined) await accepted;
-    run.emit({
-      type: 'submitted',
-      jobId: run.id,
-      at: clock.now(),
-      providerId: provider.id,
-      remoteId: ref.remoteId,
-      attempt: context.attempts,
-    });
-    if (run.signal.aborted) throw run.signal.reason;
-    return await watch(context, state, ref);
   }
 
   /** What a provider is sent for this job's current attempt. */
@@ -842,7 +846,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       admit(context, state);
       const resumedState = state;
       const ref = context.remote.ref;
-      outcome = await admitted(resumedState.queue, () => watch(context, resumedState, ref), run.signal);
+      outcome = await admitted(resumedState.queue, () => runAttempt(context, resumedState, ref), run.signal);
     }
 
     for (;;) {
@@ -915,8 +919,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       admit(context, nextState);
       outcome =
         nextState.queue.concurrency === Number.POSITIVE_INFINITY && !run.signal.aborted
-          ? await submitAndWatch(context, nextState)
-          : await admitted(nextState.queue, () => submitAndWatch(context, nextState), run.signal);
+          ? await runAttempt(context, nextState)
+          : await admitted(nextState.queue, () => runAttempt(context, nextState), run.signal);
     }
   }
 
