@@ -6,8 +6,11 @@ import { idleWorkers, pendingWorkers } from './split-need';
 
 /** How fast the price of a late job moves per job (on a log scale). */
 const STEP = 0.05;
-/** The first steps, shrinking with the square root of the late jobs seen down to STEP. */
-const FIRST_STEP = 0.5;
+/**
+ * The first steps, shrinking with the square root of the late jobs seen within budget down to
+ * STEP (late jobs spent while over budget do not shrink it: Kesten's rule).
+ */
+const FIRST_STEP = 0.3;
 const MIN_PRICE_S = 1;
 const MAX_PRICE_S = 10_000_000;
 
@@ -39,6 +42,9 @@ export class CapacityPlanner {
   private readonly spares = new SpareModel();
   private logPriceS: number | undefined;
   private lateJobs = 0;
+  private seenJobs = 0;
+  /** Late jobs seen while the share so far was within the margin: what shrinks the step. */
+  private lateWithinBudget = 0;
   /** Cost mode: when each idle worker became idle (as far as the snapshots tell), oldest first. */
   private readonly idleSince: number[] = [];
   private costTimeoutMs: number | undefined;
@@ -74,20 +80,42 @@ export class CapacityPlanner {
     }
     if (this.objective.kind !== 'wait') return;
     this.spares.update(snapshot, this.tracker.newArrivals);
-    const target = this.objective.allowedViolationShare * 0.8;
+    const allowed = this.objective.allowedViolationShare;
+    const margin = allowed * 0.8;
     this.logPriceS ??= Math.log(
-      Math.max(MIN_PRICE_S, (leadColdStartMs(snapshot) / 1000) * ((1 - target) / target)),
+      Math.max(MIN_PRICE_S, (leadColdStartMs(snapshot) / 1000) * ((1 - margin) / margin)),
     );
     for (const wait of this.tracker.newWaits) {
       const late = wait > this.objective.waitMs;
-      // Larger steps while few late jobs have been seen (a Robbins-Monro schedule), so that a
-      // policy starting cold reaches the price its traffic needs before it has spent much of
-      // its share of late jobs; then the steady step.
-      const step = Math.max(STEP, FIRST_STEP / Math.sqrt(1 + this.lateJobs));
-      if (late) this.lateJobs++;
+      const target = this.shareToAim(margin, allowed);
+      const overBudget = this.lateJobs > margin * this.seenJobs;
+      // Larger steps while few late jobs have been seen within budget (Robbins-Monro with
+      // Kesten's rule: a step shrinks only once the late share so far is back under the
+      // margin, so a price still climbing from its prior keeps its pace), then the steady step.
+      const step = Math.max(STEP, FIRST_STEP / Math.sqrt(1 + this.lateWithinBudget));
+      this.seenJobs++;
+      if (late) {
+        this.lateJobs++;
+        if (!overBudget) this.lateWithinBudget++;
+      }
       this.logPriceS += late ? step * (1 - target) : -step * target;
     }
     this.logPriceS = Math.min(Math.log(MAX_PRICE_S), Math.max(Math.log(MIN_PRICE_S), this.logPriceS));
+  }
+
+  /**
+   * The late share to aim at from here on. The late jobs already spent count against the
+   * budget: the excess over the margin so far, L - a'n, is paid back over as many jobs as
+   * have been seen (so that the share over twice the jobs seen would end at a'), and a
+   * share below a' is lent to the next jobs the same way. Bounded by a tenth of a' and by
+   * the objective's own share a. Without this the tracker settles at a' from wherever it
+   * is, and the late jobs spent while the price climbed from its prior stay in the run's
+   * share: on a short or quiet run they are more than the margin a - a' covers.
+   */
+  private shareToAim(margin: number, allowed: number): number {
+    if (this.seenJobs === 0) return margin;
+    const excess = this.lateJobs - margin * this.seenJobs;
+    return Math.min(allowed, Math.max(margin / 10, margin - excess / this.seenJobs));
   }
 
   /** The learned price of a late job in GPU-seconds (undefined in cost mode), for reports. */

@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { allocateCapacity, createAllocationOptimizer } from '../allocation/allocation-optimizer';
 import { countPerPeriod, evaluateForecaster } from '../forecast/forecast-accuracy';
 import { createSeasonalForecaster } from '../forecast/seasonal-forecaster';
+import { resolveObjective } from '../objective';
 import { InfeasibleAllocationError } from '../scaler-errors';
 import { createRandom } from '../sim/random';
+import { CapacityPlanner } from './capacity-planner';
 import { createPredictivePolicy } from './predictive-policy';
 import { createReactivePolicy } from './reactive-policy';
 import { createTargetTrackingPolicy } from './target-tracking-policy';
@@ -235,5 +237,19 @@ describe('starting a worker pays for its cold start', () => {
     const started = feed().decide(last).targets.t0!;
     expect(held.minWorkers).toBeGreaterThan(started.minWorkers ?? 0);
     expect(held.idleTimeoutSeconds).toBe(20);
+  });
+
+  it('counts the late jobs already spent against the budget: an early excess keeps the price up until it is paid back', () => {
+    // One job per decision; 10 of the first 100 late (10 %, against 1 % allowed), then on
+    // time. With 1,000 jobs the share so far is still 1 %, over the 0.8 % margin, so the price
+    // of a late job must not have fallen back as if the run were on budget.
+    const planner = new CapacityPlanner(resolveObjective({ waitMs: 10_000, quantile: 0.99 }));
+    let priceAfterExcess = 0;
+    for (let job = 0; job < 1_000; job++) {
+      const wait = job < 100 && job % 10 === 0 ? 60_000 : 0;
+      planner.observe(snapshot({ arrivals: [0, 1, 1], recentWaitsMs: [wait] }, 1_000_000 + job * 10_000));
+      if (job === 99) priceAfterExcess = planner.lateJobPriceSeconds!;
+    }
+    expect(planner.lateJobPriceSeconds!).toBeGreaterThan(0.6 * priceAfterExcess);
   });
 });
