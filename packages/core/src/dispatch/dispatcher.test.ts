@@ -738,4 +738,21 @@ describe('createDispatcher under a burst', () => {
     // 32 pass per turn; a release already scheduled before ours may let one more turn's worth in.
     expect(submittedWhenOtherWorkRan).toBeLessThanOrEqual(64);
   });
+
+  it('keeps one job per id and typed refusals for submissions that wait for a later turn', async () => {
+    const provider = createMockProvider();
+    const dispatcher = createDispatcher({ providers: [provider] });
+    // The first 32 of a burst are accepted in this turn; these come after them.
+    const burst = Array.from({ length: 40 }, () => dispatcher.runWorkflow(workflow));
+    const one = dispatcher.submit(workflow, { jobId: 'late-twin' });
+    const two = dispatcher.submit(workflow, { jobId: 'late-twin' });
+    const three = dispatcher.runWorkflow(workflow, { jobId: 'late-twin' });
+    const broken = dispatcher.runWorkflow({ nodes: [], links: [] });
+    const [first, second] = await Promise.all([one, two]);
+    expect(first).toBe(second);
+    expect(await three).toEqual(await first.result());
+    expect(WorkflowFormatError.isInstance(await rejection(broken))).toBe(true);
+    await Promise.all(burst);
+    expect(provider.calls.doSubmit).toHaveLength(41);
+  });
 });
