@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiCallError, InvalidArgumentError } from '../spec/errors';
@@ -205,5 +207,57 @@ describe('createHttp1RangeClient', () => {
     expect(ApiCallError.isInstance(error) && error.isRetryable).toBe(true);
     expect((error as Error).message).toContain(url);
     expect((error as Error).message).not.toContain('AKIA123');
+  });
+
+  describe('over TLS', () => {
+    const fixture = (name: string) => readFileSync(new URL(`./__fixtures__/${name}`, import.meta.url));
+    const cert = fixture('test-tls-cert.pem');
+
+    async function tlsServer() {
+      const connections = new Set<unknown>();
+      const server = createHttpsServer({ key: fixture('test-tls-key.pem'), cert }, (request, response) => {
+        const match = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
+        const start = Number(match?.[1] ?? 0);
+        const end = Number(match?.[2] ?? data.length - 1);
+        response
+          .writeHead(206, {
+            'content-length': end - start + 1,
+            'content-range': `bytes ${start}-${end}/${data.length}`,
+          })
+          .end(data.subarray(start, end + 1));
+      });
+      server.on('secureConnection', (socket) => connections.add(socket));
+      const url = await listen(server as unknown as Server);
+      return { port: new URL(url).port, connections };
+    }
+
+    it('reads ranges from a server whose certificate it trusts, by name and by address, kept alive', async () => {
+      const { port, connections } = await tlsServer();
+      const https = client({ ca: cert, readBufferBytes: 64 * 1024 });
+      for (const host of ['localhost', '127.0.0.1']) {
+        const answer = await https.get(`https://${host}:${port}/object`, {
+          headers: { range: 'bytes=0-99999' },
+        });
+        expect(answer.status).toBe(206);
+        expect((await collect(answer.body)).equals(data.subarray(0, 100_000))).toBe(true);
+      }
+      const again = await https.get(`https://localhost:${port}/object`, {
+        headers: { range: `bytes=100000-${data.length - 1}` },
+      });
+      expect((await collect(again.body)).equals(data.subarray(100_000))).toBe(true);
+      // One connection per origin (the name and the address are two origins).
+      expect(connections.size).toBe(2);
+    });
+
+    it('refuses an untrusted certificate with an error that is not retried and says what to do', async () => {
+      const { port } = await tlsServer();
+      const error = await client()
+        .get(`https://localhost:${port}/bucket/key?X-Amz-Signature=secret`, {})
+        .catch((caught: unknown) => caught);
+      expect(ApiCallError.isInstance(error)).toBe(true);
+      expect((error as ApiCallError).isRetryable).toBe(false);
+      expect((error as Error).message).toContain('NODE_EXTRA_CA_CERTS');
+      expect((error as Error).message).not.toContain('secret');
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { ApiCallError, InvalidArgumentError, InvalidResponseError } from '../spec/errors';
 
@@ -39,6 +39,11 @@ export interface Http1RangeClientOptions {
   idleTimeoutMs?: number;
   /** A request fails (retryably) when its connection sends nothing for this long while being read. @default 60000 */
   stallTimeoutMs?: number;
+  /**
+   * Certificate authorities trusted for https, in place of Node's defaults (a private
+   * S3-compatible server). `NODE_EXTRA_CA_CERTS` works too. @default Node's root certificates
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
 }
 
 /**
@@ -68,11 +73,18 @@ interface Connection {
   reused: boolean;
 }
 
+/** TLS failures that trying again cannot cure: the certificate or the name is wrong. */
+const CERTIFICATE_ERROR =
+  /^(ERR_TLS_CERT_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_)/;
+
 function networkError(origin: string, message: string, code?: string): ApiCallError {
+  const certificate = code !== undefined && CERTIFICATE_ERROR.test(code);
   return new ApiCallError({
-    message: `${origin}: ${message}`,
+    message: certificate
+      ? `${origin}: ${message} (${code}). The server's certificate is not trusted here: pass its CA as "ca" or set NODE_EXTRA_CA_CERTS.`
+      : `${origin}: ${message}`,
     url: origin,
-    isRetryable: true,
+    isRetryable: !certificate,
     ...(code === undefined ? {} : { networkErrorCode: code }),
   });
 }
@@ -104,7 +116,15 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const socket =
       url.protocol === 'https:'
-        ? connectTls({ host, port, servername: host, ALPNProtocols: ['http/1.1'], onread } as never)
+        ? connectTls({
+            host,
+            port,
+            // SNI carries host names only (RFC 6066); an address is checked against the certificate without it.
+            ...(isIP(host) === 0 ? { servername: host } : {}),
+            ALPNProtocols: ['http/1.1'],
+            ...(options.ca === undefined ? {} : { ca: options.ca }),
+            onread,
+          } as never)
         : connectTcp({ host, port, onread, noDelay: true });
     connection.socket = socket;
     let ended = false;
