@@ -747,11 +747,11 @@ describe('createDispatcher under a burst', () => {
     const one = dispatcher.submit(workflow, { jobId: 'late-twin' });
     const two = dispatcher.submit(workflow, { jobId: 'late-twin' });
     const three = dispatcher.runWorkflow(workflow, { jobId: 'late-twin' });
-    const broken = dispatcher.runWorkflow({ nodes: [], links: [] });
+    const broken = rejection(dispatcher.runWorkflow({ nodes: [], links: [] }));
     const [first, second] = await Promise.all([one, two]);
     expect(first).toBe(second);
     expect(await three).toEqual(await first.result());
-    expect(WorkflowFormatError.isInstance(await rejection(broken))).toBe(true);
+    expect(WorkflowFormatError.isInstance(await broken)).toBe(true);
     await Promise.all(burst);
     expect(provider.calls.doSubmit).toHaveLength(41);
   });
