@@ -57,7 +57,11 @@ for (let wave = 0; wave < 12; wave++) {
   await Promise.all(
     Array.from({ length: 8 }, (_, index) =>
       dispatcher
-        .runWorkflow(sampleWorkflow(), { metadata: { userId: `user-${index}` } })
+        // Fixed job ids: the rollout sends each id to one side, so the split is the same every run.
+        .runWorkflow(sampleWorkflow(), {
+          jobId: `render-${wave}-${index}`,
+          metadata: { userId: `user-${index}` },
+        })
         .catch(() => undefined),
     ),
   );
