@@ -35,7 +35,9 @@ const MAX_PRICE_S = 10_000_000;
  * job that does not, on a log scale, by steps in the ratio (1 - a') : a' with a' = 0.8 a,
  * so that the long-run share of late jobs settles just inside the objective (dual ascent
  * as a stochastic-approximation quantile tracker). It starts at C (1 - a') / a', C the cold
- * start. Nothing is fitted to a data set, and the rule is free of the traffic's size.
+ * start. The rule is free of the traffic's size, but the margin 0.8, the steps and the
+ * payback horizon were chosen by looking at results on the GenTD26 trace (docs/scaling.md,
+ * "Choices made on this trace").
  */
 export class CapacityPlanner {
   readonly tracker: DemandTracker;

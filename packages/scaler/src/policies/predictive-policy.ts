@@ -14,7 +14,10 @@ export interface PredictivePolicyOptions {
   objective?: ScalingObjective;
   /** How far ahead to plan, ms. @default 1_800_000 (30 min) */
   horizonMs?: number;
-  /** Confidence of the forecast's upper bound used for planning. @default 0.85 */
+  /**
+   * Confidence level of the forecast interval whose lower end is used as a floor (the
+   * workers the forecast keeps busy at least this often). @default 0.85
+   */
   confidence?: number;
   /** Forecaster settings (season lengths in hours). */
   forecaster?: SeasonalForecasterOptions;

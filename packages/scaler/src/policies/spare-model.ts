@@ -1,6 +1,8 @@
 import type { ScalingSnapshot } from '@comfy-serverless/core';
 
-// Context bins, doubling steps; none is fitted to a data set. Seconds since the last
+// Context bins. The edges were picked by hand while developing on the GenTD26 trace (only
+// the recent-arrival edges double); see "Choices made on this trace" in docs/scaling.md,
+// as for SHRINK, the ten-minute window and the 32 spares. Seconds since the last
 // arrival (bursts: the hazard of the next job falls as a quiet spell lengthens), arrivals
 // in the last ten minutes (how busy the service is now, which follows the time of day),
 // and jobs running (busy workers free themselves and absorb part of a rise).
