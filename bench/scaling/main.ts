@@ -96,16 +96,21 @@ for (const speedup of quick ? [10] : [1, 10]) {
   runScenario(`${speedup}x, cold start 23 s`, trace, 23_000);
   if (!quick) runScenario(`${speedup}x, measured cold starts`, trace, measured);
 }
-// Held out: nothing is tuned on this trace; week 2 alone is also reported so that a
-// reader can see the policies start cold on traffic they never saw.
+// Week 2 alone: the policies start cold (no state from week 1). This is NOT held out: week 2
+// is part of the trace the planner's constants were chosen on (docs/scaling.md, "Choices
+// made on this trace"); it is in-sample, and only shows a cold start.
+console.log('\n(week 2 only: in-sample, policies starting cold; not held out)');
 runScenario('week 2 only, 1x, cold start 23 s', sliceTrace(full, { from: weekTwoStart }), 23_000);
 
-// Generalisation (printed, not a target check): the same policies on copies of the trace
-// that nothing can have been tuned to. "shifted+jittered": the two weeks rotated by 3.5 days
-// (the replay starts mid-week, at another hour of the day; the arrivals before the cut move
-// to the end) and every arrival moved by a uniform draw within +-30 s (bursts of jobs that
-// arrived in the same second are broken up). "thinned": every job kept with probability
-// 1/2 (half the traffic, the same daily shape). Seeded, so the report is deterministic.
+// Tuning copies (printed, not a target check; in-sample). The same policies on two copies
+// of the trace. These copies were used to design and tune the late-job budget rule and its
+// first step (commit e86f8f5: FIRST_STEP 0.3 was picked among 0.2/0.3/0.5 on them), so they
+// are NOT out-of-sample evidence; the held-out copies further down are. "shifted+jittered":
+// the two weeks rotated by 3.5 days (the replay starts mid-week, at another hour of the day;
+// the arrivals before the cut move to the end) and every arrival moved by a uniform draw
+// within +-30 s (bursts of jobs that arrived in the same second are broken up). "thinned":
+// every job kept with probability 1/2 (half the traffic, the same daily shape). Seeded, so
+// the report is deterministic.
 function shiftedJittered(trace: Trace, shiftMs: number, jitterMs: number, seed: number): Trace {
   const random = createRandom(seed);
   const first = trace.arrivalMs[0]!;
@@ -130,7 +135,7 @@ function thinned(trace: Trace, keep: number, seed: number): Trace {
     }
   return buildTrace(arrivals, executions, models, trace.models);
 }
-const generalisation: Record<string, Record<string, ComparisonRow>> = {};
+const tuningCopies: Record<string, Record<string, ComparisonRow>> = {};
 {
   const day = 86_400_000;
   const compared = [
@@ -161,11 +166,11 @@ const generalisation: Record<string, Record<string, ComparisonRow>> = {};
     const byVariant = variants.map(([variant, trace]) => {
       const { rows } = runComparison({ trace, coldStart: 23_000, policies: compared, baselines: false });
       const named = Object.fromEntries(rows.map((row) => [row.name, row]));
-      generalisation[`${speedup}x ${variant}`] = named;
+      tuningCopies[`${speedup}x ${variant}`] = named;
       return named;
     });
     console.log(
-      `\n== generalisation, ${speedup}x, cold start 23 s (x bound, wait p50/p95/p99, share within 10 s; not a target check) (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      `\n== tuning copies (in-sample: the budget rule was tuned on them), ${speedup}x, cold start 23 s (x bound, wait p50/p95/p99, share within 10 s; not a target check) (${((performance.now() - started) / 1000).toFixed(1)} s)`,
     );
     const width = 32;
     console.log(['policy'.padEnd(22), ...variants.map(([variant]) => variant.padEnd(width))].join(' '));
@@ -173,6 +178,111 @@ const generalisation: Record<string, Record<string, ComparisonRow>> = {};
       console.log(
         [row.name.padEnd(22), ...byVariant.map((named) => format(named[row.name]).padEnd(width))].join(' '),
       );
+  }
+}
+
+// Held-out copies (printed and in RESULT; NOT a target check, and not to be used to tune
+// anything: once a figure here is used to choose a constant, these copies become tuning
+// copies and new seeds must be drawn). No choice was made on these particular copies, but
+// they are resamplings of the same two weeks the constants were chosen on (same daily shape,
+// same bursts, same execution times), so they test robustness to resampling, not to other
+// traffic. The copies: thinned to 30/50/70 % and rotated by 2/5/9 days (jitter +-30 s of trace time), all with
+// seeds not used before by the bench or by the review (tuning used thinning seed 11 and
+// rotation seed 7; the review's scratch runs used 1-5, 7-9). At 10x with C = 23 s every
+// copy, and at 1x one copy, to keep the bench's run time down. For every policy: the worst
+// share within 10 s over the copies, the worst and median cost ratio, and whether the
+// objective held on every copy.
+interface HeldOutSummary {
+  copies: number;
+  objectiveHeldOnEvery: boolean;
+  missedOn: string[];
+  worstShareWithin10s: number;
+  worstWaitP99Ms: number;
+  medianCostRatio: number;
+  worstCostRatio: number;
+}
+const heldOut: Record<string, Record<string, HeldOutSummary>> = {};
+const heldOutRows: Record<string, Record<string, ComparisonRow>> = {};
+{
+  const day = 86_400_000;
+  const policiesHeldOut = objectives
+    .filter(({ objective }) => !('mode' in objective))
+    .flatMap(({ label: objectiveLabel, objective }) =>
+      Object.entries(factories).map(([name, factory]) => ({
+        name: `${name} ${objectiveLabel}`,
+        create: () => factory({ objective }),
+      })),
+    );
+  const objectiveHeld = (name: string, row: ComparisonRow) =>
+    name.endsWith('p99<=10s') ? row.waitP99Ms <= 10_000 : row.shareWithin10s >= 0.95;
+  const sets: { label: string; copies: [string, Trace][] }[] = [];
+  const tenfold = sliceTrace(full, { speedup: 10 });
+  const onefold = sliceTrace(full, { speedup: 1 });
+  sets.push({
+    label: '10x, cold start 23 s',
+    copies: quick
+      ? [['thinned 50 % seed 1002', thinned(tenfold, 0.5, 1002)]]
+      : [
+          ['thinned 30 % seed 1001', thinned(tenfold, 0.3, 1001)],
+          ['thinned 50 % seed 1002', thinned(tenfold, 0.5, 1002)],
+          ['thinned 70 % seed 1003', thinned(tenfold, 0.7, 1003)],
+          ['shifted 2 d seed 2001', shiftedJittered(tenfold, (2 * day) / 10, 30_000 / 10, 2001)],
+          ['shifted 5 d seed 2002', shiftedJittered(tenfold, (5 * day) / 10, 30_000 / 10, 2002)],
+          ['shifted 9 d seed 2003', shiftedJittered(tenfold, (9 * day) / 10, 30_000 / 10, 2003)],
+        ],
+  });
+  if (!quick)
+    sets.push({
+      label: '1x, cold start 23 s',
+      copies: [['thinned 50 % seed 1004', thinned(onefold, 0.5, 1004)]],
+    });
+  for (const { label, copies } of sets) {
+    const started = performance.now();
+    const rowsByCopy = copies.map(([copy, trace]) => {
+      const { rows } = runComparison({
+        trace,
+        coldStart: 23_000,
+        policies: policiesHeldOut,
+        baselines: false,
+      });
+      const named = Object.fromEntries(rows.map((row) => [row.name, row]));
+      heldOutRows[`${label} ${copy}`] = named;
+      return named;
+    });
+    console.log(
+      `\n== held-out copies, ${label} (not a target check, not used for tuning) (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+    );
+    console.log(['policy'.padEnd(22), ...copies.map(([copy]) => copy.padEnd(24)), 'summary'].join(' '));
+    heldOut[label] = {};
+    for (const { name } of policiesHeldOut) {
+      const rows = rowsByCopy.map((named) => named[name]!);
+      const ratios = rows.map((row) => row.costRatioToBound).sort((left, right) => left - right);
+      const middle = ratios.length / 2;
+      const median =
+        ratios.length % 2 === 1 ? ratios[Math.floor(middle)]! : (ratios[middle - 1]! + ratios[middle]!) / 2;
+      const missedOn = copies.filter((_, index) => !objectiveHeld(name, rows[index]!)).map(([copy]) => copy);
+      const summary: HeldOutSummary = {
+        copies: rows.length,
+        objectiveHeldOnEvery: missedOn.length === 0,
+        missedOn,
+        worstShareWithin10s: Math.min(...rows.map((row) => row.shareWithin10s)),
+        worstWaitP99Ms: Math.max(...rows.map((row) => row.waitP99Ms)),
+        medianCostRatio: median,
+        worstCostRatio: ratios[ratios.length - 1]!,
+      };
+      heldOut[label][name] = summary;
+      console.log(
+        [
+          name.padEnd(22),
+          ...rows.map((row) =>
+            `${row.costRatioToBound.toFixed(2)}x ${(row.waitP99Ms / 1000).toFixed(1)} s ${(row.shareWithin10s * 100).toFixed(2)} %`.padEnd(
+              24,
+            ),
+          ),
+          `worst ${(summary.worstShareWithin10s * 100).toFixed(2)} % within 10 s, cost median ${median.toFixed(2)}x worst ${summary.worstCostRatio.toFixed(2)}x, objective ${summary.objectiveHeldOnEvery ? 'held on every copy' : `MISSED on ${missedOn.join(', ')}`}`,
+        ].join(' '),
+      );
+    }
   }
 }
 
@@ -298,8 +408,40 @@ console.log(
     budget: { perHour: budgetPerHour, maxHourlyCostUsd: budgetRun.maxHourlyCostUsd },
     speed,
     scenarios: summary,
-    generalisation: Object.fromEntries(
-      Object.entries(generalisation).map(([label, rows]) => [
+    heldOut: Object.fromEntries(
+      Object.entries(heldOut).map(([label, policies]) => [
+        label,
+        Object.fromEntries(
+          Object.entries(policies).map(([name, summary]) => [
+            name,
+            {
+              ...summary,
+              worstShareWithin10s: Number(summary.worstShareWithin10s.toFixed(4)),
+              worstWaitP99Ms: Math.round(summary.worstWaitP99Ms),
+              medianCostRatio: Number(summary.medianCostRatio.toFixed(3)),
+              worstCostRatio: Number(summary.worstCostRatio.toFixed(3)),
+            },
+          ]),
+        ),
+      ]),
+    ),
+    heldOutCopies: Object.fromEntries(
+      Object.entries(heldOutRows).map(([label, rows]) => [
+        label,
+        Object.fromEntries(
+          Object.entries(rows).map(([name, row]) => [
+            name,
+            {
+              costRatioToBound: Number(row.costRatioToBound.toFixed(3)),
+              waitP99Ms: Math.round(row.waitP99Ms),
+              shareWithin10s: Number(row.shareWithin10s.toFixed(4)),
+            },
+          ]),
+        ),
+      ]),
+    ),
+    tuningCopies: Object.fromEntries(
+      Object.entries(tuningCopies).map(([label, rows]) => [
         label,
         Object.fromEntries(
           Object.entries(rows).map(([name, row]) => [
