@@ -191,9 +191,112 @@ describe('createHttp1RangeClient', () => {
     await expect(
       http.get('http://127.0.0.1:9/x', { headers: { range: 'bytes=0-1\r\nX-Evil: 1' } }),
     ).rejects.toSatisfy((error: unknown) => InvalidArgumentError.isInstance(error));
+    // Written as latin1, U+010D U+010A would become CR LF.
+    await expect(
+      http.get('http://127.0.0.1:9/x', { headers: { range: 'bytes=0-1\u010d\u010aX-Evil: 1' } }),
+    ).rejects.toSatisfy((error: unknown) => InvalidArgumentError.isInstance(error));
+    await expect(
+      http.get('http://127.0.0.1:9/x', { headers: { 'if-match': '"e\u0007"' } }),
+    ).rejects.toSatisfy((error: unknown) => InvalidArgumentError.isInstance(error));
     await expect(http.get('ftp://127.0.0.1/x', {})).rejects.toSatisfy((error: unknown) =>
       InvalidArgumentError.isInstance(error),
     );
+  });
+
+  it('text(maxBytes) stops reading at maxBytes and closes the connection, not waiting for the rest', async () => {
+    let closed!: () => void;
+    const serverSawClose = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    const server = createTcpServer((socket) => {
+      socket.on('close', () => closed());
+      socket.once('data', () => {
+        // A server that ignored Range: the whole (large) object, of which only a little comes.
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n');
+        socket.write(Buffer.alloc(200 * 1024, 0x61));
+      });
+    });
+    const url = await listen(server);
+    const response = await client({ readBufferBytes: 16 * 1024 }).get(`${url}/object`, {});
+    expect(await response.text(64 * 1024)).toBe('a'.repeat(64 * 1024));
+    await serverSawClose;
+  });
+
+  it('reads an idle pooled connection, so a late answer is never taken for the next request', async () => {
+    let connections = 0;
+    let firstSocket: Socket | undefined;
+    let firstClosed!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      firstClosed = resolve;
+    });
+    const server = createTcpServer((socket) => {
+      connections++;
+      firstSocket ??= socket;
+      if (socket === firstSocket) socket.on('close', () => firstClosed());
+      socket.on('data', () => {
+        socket.write(
+          `HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\n\r\n${connections === 1 ? 'ok' : 'OK'}`,
+        );
+      });
+    });
+    const url = await listen(server);
+    const http = client();
+    expect(await (await http.get(`${url}/a`, {})).text()).toBe('ok');
+    // Pooled now; a load balancer announces its idle close (or sends any stray bytes).
+    firstSocket!.write('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    // The client reads it while idle and closes that connection.
+    await closed;
+    const second = await http.get(`${url}/b`, {});
+    expect(second.status).toBe(206);
+    expect(await second.text()).toBe('OK');
+    expect(connections).toBe(2);
+  });
+
+  it('gives no chunk of a chunked body after onChunk returned false, until resume()', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () =>
+        socket.write(
+          'HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n\r\n3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n0\r\n\r\n',
+        ),
+      );
+    });
+    const url = await listen(server);
+    const response = await client().get(`${url}/chunked`, {});
+    const chunks: string[] = [];
+    const done = response.body.consume((chunk) => {
+      chunks.push(Buffer.from(chunk).toString());
+      return chunks.length !== 1;
+    });
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(chunks).toEqual(['aaa']);
+    response.body.resume();
+    await done;
+    expect(chunks.join('')).toBe('aaabbbccc');
+  });
+
+  it('does not count a wait of ours (paused, or before consume) as a stall of the server', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () =>
+        socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 6\r\n\r\nabcdef'),
+      );
+    });
+    const url = await listen(server);
+    const response = await client({ stallTimeoutMs: 30 }).get(`${url}/object`, {});
+    // Well past the stall timeout before anyone asks for the body (the server has sent it all).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await response.text()).toBe('abcdef');
+  });
+
+  it('fails a stalled answer once, with the origin and ETIMEDOUT', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\nab'));
+    });
+    const url = await listen(server);
+    const response = await client({ stallTimeoutMs: 30 }).get(`${url}/object`, {});
+    const error = await response.body.consume(() => true).catch((caught: unknown) => caught);
+    expect(ApiCallError.isInstance(error) && error.isRetryable).toBe(true);
+    expect((error as ApiCallError).networkErrorCode).toBe('ETIMEDOUT');
+    expect((error as Error).message.split(url).length).toBe(2);
   });
 
   it('says which origin refused the connection, never the path', async () => {

@@ -63,6 +63,7 @@ export interface Http1RangeClient {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const HEAD_LIMIT = 64 * 1024;
 
 interface Connection {
@@ -71,6 +72,8 @@ interface Connection {
   onBytes: (bytes: Uint8Array) => boolean;
   onEnd: (error: Error | undefined) => void;
   reused: boolean;
+  /** In the idle pool: reading goes on, so whatever the server sends meanwhile is seen at once. */
+  pooled: boolean;
 }
 
 /** TLS failures that trying again cannot cure: the certificate or the name is wrong. */
@@ -107,10 +110,14 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       onBytes: () => true,
       onEnd: () => {},
       reused: false,
+      pooled: false,
     };
     const onread = {
       buffer,
-      callback: (bytes: number, into: Uint8Array) => connection.onBytes(into.subarray(0, bytes)),
+      // A connection released to the pool while reading keeps reading: bytes or a close
+      // the server sends while it is idle must be seen then, not taken as the next answer.
+      callback: (bytes: number, into: Uint8Array) =>
+        connection.onBytes(into.subarray(0, bytes)) || connection.pooled,
     };
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -135,7 +142,8 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       connection.onEnd(error);
     };
     socket.on('error', (error: NodeJS.ErrnoException) =>
-      end(networkError(origin, error.message, error.code)),
+      // Our own errors (a stall) are destroyed with as they are: wrapping again would repeat the origin and lose the code.
+      end(ApiCallError.isInstance(error) ? error : networkError(origin, error.message, error.code)),
     );
     socket.on('end', () => end(undefined));
     socket.on('close', () => end(undefined));
@@ -155,7 +163,9 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
 
   const release = (origin: string, connection: Connection) => {
     connection.onBytes = () => {
-      // Bytes on an idle connection are a server's mistake: never reuse it.
+      // Bytes on an idle connection are a server's mistake (or a late 408): never reuse it.
+      connection.pooled = false;
+      removeIdle(origin, connection);
       connection.socket.destroy();
       return false;
     };
@@ -171,6 +181,9 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       idle.set(origin, list);
     }
     list.push(connection);
+    connection.pooled = true;
+    // Reading was stopped while the body waited for its consumer; an idle connection reads.
+    connection.socket.resume();
   };
 
   const exchange = (
@@ -181,6 +194,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
   ): Promise<Http1Response> =>
     new Promise<Http1Response>((resolve, reject) => {
       const { socket } = connection;
+      connection.pooled = false;
       socket.ref();
       socket.removeAllListeners('timeout');
       socket.setTimeout(stallTimeoutMs);
@@ -240,7 +254,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
         }
         let offset = 0;
         let keepReading = true;
-        while (offset < bytes.length && !bodyDone) {
+        while (offset < bytes.length && !bodyDone && keepReading) {
           if (framing === 'close') {
             keepReading = consumer(bytes.subarray(offset));
             offset = bytes.length;
@@ -253,7 +267,8 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
             offset += take;
             if (framing === 'length' && remaining === 0) {
               consumer(piece);
-              finishBody(bytes.length - offset);
+              // The consumer may have cancelled the body.
+              if (!bodyDone) finishBody(bytes.length - offset);
               return false;
             }
             if (framing === 'chunked' && remaining === 0) chunkState = 'data-crlf';
@@ -294,8 +309,22 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
             chunkState = 'data';
           }
         }
-        if (!keepReading) paused = true;
+        if (bodyDone) return false;
+        if (!keepReading) {
+          // What is left of these (lent) bytes waits for resume(); no chunk comes while paused.
+          if (offset < bytes.length) early = Buffer.from(bytes.subarray(offset));
+          pause();
+        }
         return keepReading;
+      };
+      /** Stops reading; the stall timer stops too (the wait is ours, not the server's). */
+      const pause = () => {
+        paused = true;
+        socket.setTimeout(0);
+      };
+      const resumeReading = () => {
+        socket.setTimeout(stallTimeoutMs);
+        socket.resume();
       };
 
       const parseHead = (text: string) => {
@@ -354,14 +383,27 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
               return;
             }
             if (bodyDone) return resolveBody();
+            if (paused) return;
             if (closedBeforeConsume) return finishBody(1);
-            if (!paused) socket.resume();
+            resumeReading();
           });
         },
         resume() {
-          if (!paused || bodyDone) return;
+          // Before consume() there is no one to give bytes to: reading waits for it.
+          if (!paused || bodyDone || consumer === undefined) return;
           paused = false;
-          socket.resume();
+          const pending = early;
+          early = undefined;
+          if (pending !== undefined) {
+            try {
+              if (!deliverBody(pending) || bodyDone) return;
+            } catch (error) {
+              fail(error);
+              return;
+            }
+          }
+          if (closedBeforeConsume) return finishBody(1);
+          resumeReading();
         },
         cancel() {
           if (bodyDone) return;
@@ -402,8 +444,11 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
             }
             resolve(response);
             // Wait for consume() before reading more of the body.
-            if (!bodyDone) paused = true;
-            return false;
+            if (!bodyDone) {
+              pause();
+              return false;
+            }
+            return connection.pooled;
           }
           return deliverBody(bytes);
         } catch (error) {
@@ -448,11 +493,21 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
         async text(maxBytes = 1024 * 1024) {
           const parts: Buffer[] = [];
           let total = 0;
-          await body.consume((chunk) => {
-            if (total < maxBytes) parts.push(Buffer.from(chunk.subarray(0, maxBytes - total)));
-            total += chunk.length;
-            return true;
-          });
+          let full = false;
+          try {
+            await body.consume((chunk) => {
+              const kept = chunk.subarray(0, maxBytes - total);
+              parts.push(Buffer.from(kept));
+              total += kept.length;
+              if (total < maxBytes) return true;
+              // Enough: the rest is not read (it may be a whole object), the connection is closed.
+              full = true;
+              body.cancel();
+              return false;
+            });
+          } catch (error) {
+            if (!full) throw error;
+          }
           return Buffer.concat(parts).toString('utf8');
         },
       };
@@ -489,7 +544,9 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
       let hasAcceptEncoding = false;
       for (const [name, value] of Object.entries(requestOptions.headers ?? {})) {
-        if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
+        // The request is written as latin1, which keeps only the low byte of a character:
+        // anything past U+00FF (U+010D U+010A become CR LF) or a control would split it.
+        if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) {
           throw new InvalidArgumentError({
             argument: 'headers',
             message: `The header ${JSON.stringify(name)} has a name or value HTTP does not allow.`,
@@ -502,7 +559,8 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       if (!hasAcceptEncoding) request += 'Accept-Encoding: identity\r\n';
       request += '\r\n';
       for (;;) {
-        const pooled = idle.get(origin)?.pop();
+        let pooled = idle.get(origin)?.pop();
+        while (pooled?.socket.destroyed === true) pooled = idle.get(origin)?.pop();
         const connection = pooled ?? open(url, origin);
         try {
           return await exchange(origin, request, requestOptions.signal, connection);
