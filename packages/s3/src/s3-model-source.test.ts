@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -94,6 +98,43 @@ describe('createS3ModelSource against s3rver (a real S3 server on loopback)', ()
     const filePath = join(dir, 'sdk.part');
     await source.download({ folder: 'checkpoints', name: 'base.safetensors' }, { filePath });
     expect((await readFile(filePath)).equals(data)).toBe(true);
+  });
+
+  it('sends the parts through a given client (its handler may carry a proxy, an agent or a CA)', async () => {
+    const own = new S3Client({
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      credentials,
+      forcePathStyle: true,
+      maxAttempts: 1,
+    });
+    const handler = own.config.requestHandler as unknown as {
+      handle: (...args: unknown[]) => Promise<unknown>;
+    };
+    const handle = handler.handle.bind(handler);
+    let handled = 0;
+    handler.handle = (...args) => {
+      handled++;
+      return handle(...args);
+    };
+    try {
+      const source = createS3ModelSource({
+        bucket: 'models',
+        prefix: 'comfy',
+        client: own,
+        partSizeBytes: 256 * KIB,
+      });
+      const filePath = join(dir, 'own-client.part');
+      await source.download(
+        { folder: 'checkpoints', name: 'base.safetensors' },
+        { filePath, info: await source.stat({ folder: 'checkpoints', name: 'base.safetensors' }) },
+      );
+      expect((await readFile(filePath)).equals(data)).toBe(true);
+      // The HeadObject and every ranged GetObject.
+      expect(handled).toBe(1 + Math.ceil(data.length / (256 * KIB)));
+    } finally {
+      own.destroy();
+    }
   });
 
   it('says what to check when the object does not exist', async () => {
@@ -336,3 +377,106 @@ describe.each(['socket', 'fetch'] as const)(
     });
   },
 );
+
+describe('createS3ModelSource against servers S3 would never be', () => {
+  const fixture = (name: string) =>
+    readFileSync(new URL(`../../core/src/models/__fixtures__/${name}`, import.meta.url));
+  const cert = fixture('test-tls-cert.pem');
+  const servers: Array<{ close(): void; closeAllConnections(): void }> = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+  async function started<
+    T extends ReturnType<typeof createHttpServer> | ReturnType<typeof createHttpsServer>,
+  >(server: T): Promise<number> {
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  }
+  const dummyCredentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' };
+
+  it.each(['socket', 'fetch'] as const)(
+    'refuses a server that ignores Range without reading the whole object (%s transport)',
+    async (transport) => {
+      const server = createHttpServer((_request, response) => {
+        // The whole object (1 GiB), of which only a little ever comes: reading it to the end never ends.
+        response.writeHead(200, { 'content-length': 1024 * 1024 * 1024 });
+        response.write(Buffer.alloc(256 * KIB));
+      });
+      const port = await started(server);
+      const error = await createS3ModelSource({
+        bucket: 'models',
+        endpoint: `http://127.0.0.1:${port}`,
+        credentials: dummyCredentials,
+        concurrency: 4,
+        retries: 0,
+        rangeTransport: transport,
+      })
+        .download(
+          { folder: 'checkpoints', name: 'x.safetensors' },
+          { filePath: join(dir, 'x.part'), info: { sizeBytes: 64 * 1024 * 1024, etag: '"e"' } },
+        )
+        .catch((caught: unknown) => caught);
+      expect(InvalidResponseError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toContain('does not honour ranges');
+    },
+  );
+
+  it('does not retry an untrusted certificate, and says what to do', async () => {
+    let connections = 0;
+    const server = createHttpsServer({ key: fixture('test-tls-key.pem'), cert }, (_request, response) =>
+      response.end(),
+    );
+    server.on('connection', () => connections++);
+    const port = await started(server);
+    const error = await createS3ModelSource({
+      bucket: 'models',
+      endpoint: `https://localhost:${port}`,
+      credentials: dummyCredentials,
+      retries: 3,
+      clock: immediateClock,
+    })
+      .download(
+        { folder: 'checkpoints', name: 'x.safetensors' },
+        { filePath: join(dir, 'x.part'), info: { sizeBytes: 1000, etag: '"e"' } },
+      )
+      .catch((caught: unknown) => caught);
+    expect(ApiCallError.isInstance(error) && !error.isRetryable).toBe(true);
+    expect(connections).toBe(1);
+    const message = (error as Error).message;
+    expect(message).toContain('s3://models/checkpoints/x.safetensors');
+    expect(message).toContain('NODE_EXTRA_CA_CERTS');
+    expect(message).not.toMatch(/X-Amz-Signature|AKIDEXAMPLE/);
+  });
+
+  it('trusts the CA it is given (a private S3-compatible server)', async () => {
+    const data = bytes(300 * KIB);
+    const server = createHttpsServer({ key: fixture('test-tls-key.pem'), cert }, (request, response) => {
+      const match = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
+      const start = Number(match?.[1] ?? 0);
+      const end = Number(match?.[2] ?? data.length - 1);
+      response
+        .writeHead(206, {
+          'content-length': end - start + 1,
+          'content-range': `bytes ${start}-${end}/${data.length}`,
+        })
+        .end(data.subarray(start, end + 1));
+    });
+    const port = await started(server);
+    const filePath = join(dir, 'x.part');
+    await createS3ModelSource({
+      bucket: 'models',
+      endpoint: `https://localhost:${port}`,
+      credentials: dummyCredentials,
+      partSizeBytes: 64 * KIB,
+      ca: cert,
+    }).download(
+      { folder: 'checkpoints', name: 'x.safetensors' },
+      { filePath, info: { sizeBytes: data.length, etag: '"e"' } },
+    );
+    expect((await readFile(filePath)).equals(data)).toBe(true);
+  });
+});

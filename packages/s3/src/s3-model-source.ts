@@ -1,9 +1,11 @@
 import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
+  ApiCallError,
   assertContentRange,
   type ByteRange,
   type Clock,
+  ComfyServerlessError,
   createHttp1RangeClient,
   downloadInParts,
   type FetchFunction,
@@ -44,9 +46,16 @@ export interface S3ModelSourceOptions extends S3ConnectionOptions {
    * read into one reused buffer each, with no allocation per read: a fraction of the CPU
    * of the others per byte, which is what a download costs when the network is fast.
    * `fetch`: the given or global `fetch`. `sdk`: a `GetObjectCommand` per part.
-   * @default 'socket', or 'fetch' when `fetch` is given
+   * @default 'socket'; 'fetch' when `fetch` is given; 'sdk' when `client` is given (its
+   * request handler, with any proxy, agent or CA, is then used for the parts too)
    */
   rangeTransport?: 'socket' | 'fetch' | 'sdk';
+  /**
+   * Certificate authorities the `socket` transport trusts for https, in place of Node's
+   * defaults (a private S3-compatible server). `NODE_EXTRA_CA_CERTS` works too, for every
+   * transport. @default Node's root certificates
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
   /** The fetch used by the `fetch` transport. @default globalThis.fetch */
   fetch?: FetchFunction;
   /** Clock for backoff waits (tests inject a virtual one). */
@@ -113,7 +122,11 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
     return `${prefix}${model.folder === null || model.folder === '' ? '' : `${model.folder}/`}${name}`;
   };
   const urlOf = (key: string) => `s3://${bucket}/${key}`;
-  const rangeTransport = options.rangeTransport ?? (options.fetch === undefined ? 'socket' : 'fetch');
+  // A client of one's own may carry a request handler (a proxy, a CA, an agent) that only
+  // the SDK transport goes through.
+  const rangeTransport =
+    options.rangeTransport ??
+    (options.fetch !== undefined ? 'fetch' : options.client !== undefined ? 'sdk' : 'socket');
   if (rangeTransport !== 'socket' && rangeTransport !== 'fetch' && rangeTransport !== 'sdk') {
     throw new InvalidArgumentError({
       argument: 'rangeTransport',
@@ -157,13 +170,15 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
       throw toS3ApiCallError({ name: 'NetworkError', message: reason }, 'GetObject', url);
     }
     if (response.status !== 206) {
-      const body = await response.text().catch(() => '');
       if (response.ok) {
+        // The whole object, likely: not read (every part would read all of it before failing).
+        response.body?.cancel().catch(() => {});
         throw new InvalidResponseError({
           message: `GetObject ${url} answered a ranged request with ${response.status}, not 206; the server does not honour ranges.`,
           url,
         });
       }
+      const body = await response.text().catch(() => '');
       const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
       const retryAfter = response.headers.get('retry-after');
       if (response.status === 403) presigned.delete(key);
@@ -199,7 +214,7 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
   ): Promise<LentChunkBody> => {
     const url = urlOf(key);
     const signedUrl = await presignedUrlOf(key);
-    rangeClient ??= createHttp1RangeClient();
+    rangeClient ??= createHttp1RangeClient(options.ca === undefined ? {} : { ca: options.ca });
     let response: Awaited<ReturnType<Http1RangeClient['get']>>;
     try {
       response = await rangeClient.get(signedUrl, {
@@ -212,16 +227,28 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
     } catch (error) {
       if (rangeOptions.signal.aborted) throw rangeOptions.signal.reason;
       const reason = redactSecrets(error instanceof Error ? error.message : String(error), [signedUrl]);
+      // A failure trying again cannot cure (an untrusted certificate) keeps its advice and is not retried.
+      if (ComfyServerlessError.isInstance(error) && !error.isRetryable) {
+        const code = ApiCallError.isInstance(error) ? error.networkErrorCode : undefined;
+        throw new ApiCallError({
+          message: `S3 GetObject ${url} failed: ${reason}`,
+          url,
+          isRetryable: false,
+          ...(code === undefined ? {} : { networkErrorCode: code }),
+        });
+      }
       throw toS3ApiCallError({ name: 'NetworkError', message: reason }, 'GetObject', url);
     }
     if (response.status !== 206) {
-      const body = await response.text(64 * 1024).catch(() => '');
       if (response.status >= 200 && response.status < 300) {
+        // The whole object, likely: not read (every part would read all of it before failing).
+        response.body.cancel();
         throw new InvalidResponseError({
           message: `GetObject ${url} answered a ranged request with ${response.status}, not 206; the server does not honour ranges.`,
           url,
         });
       }
+      const body = await response.text(64 * 1024).catch(() => '');
       const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
       const retryAfter = response.header('retry-after');
       if (response.status === 403) presigned.delete(key);
