@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiCallError, InvalidArgumentError } from '../spec/errors';
+import { ApiCallError, InvalidArgumentError, InvalidResponseError } from '../spec/errors';
 import { createHttp1RangeClient, type Http1RangeClient, type LentChunkBody } from './http1-range-client';
 
 function bytes(size: number): Buffer {
@@ -210,6 +210,8 @@ describe('createHttp1RangeClient', () => {
     });
     const server = createTcpServer((socket) => {
       socket.on('close', () => closed());
+      // Closed by the client with bytes unread: a reset.
+      socket.on('error', () => {});
       socket.once('data', () => {
         // A server that ignored Range: the whole (large) object, of which only a little comes.
         socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n');
@@ -297,6 +299,74 @@ describe('createHttp1RangeClient', () => {
     expect(ApiCallError.isInstance(error) && error.isRetryable).toBe(true);
     expect((error as ApiCallError).networkErrorCode).toBe('ETIMEDOUT');
     expect((error as Error).message.split(url).length).toBe(2);
+  });
+
+  describe('framing', () => {
+    async function answer(text: string, reuse = false) {
+      let connections = 0;
+      const server = createTcpServer((socket) => {
+        connections++;
+        // The client closes on a refused answer, maybe with our write in flight.
+        socket.on('error', () => {});
+        socket.on('data', () => socket.write(text));
+      });
+      const url = await listen(server);
+      const http = client({ stallTimeoutMs: 2000 });
+      const first = await http.get(`${url}/object`, {}).then(async (response) => ({
+        status: response.status,
+        body: await response.text(),
+      }));
+      if (reuse) await (await http.get(`${url}/object`, {})).text();
+      return { ...first, connections };
+    }
+
+    it.each([
+      ['a chunk longer than its size', 'Transfer-Encoding: chunked\r\n\r\n5\r\nabcdefg\r\n0\r\n\r\n'],
+      ['a chunk size with 0x', 'Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n'],
+      ['a chunk size with junk after it', 'Transfer-Encoding: chunked\r\n\r\n5zz\r\nabcde\r\n0\r\n\r\n'],
+      ['Content-Length 1e1', 'Content-Length: 1e1\r\n\r\n0123456789'],
+      ['Content-Length 0x4', 'Content-Length: 0x4\r\n\r\nabcd'],
+      ['an empty Content-Length', 'Content-Length: \r\n\r\nabcd'],
+      ['two different Content-Lengths', 'Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde'],
+      [
+        'a folded line carrying a header',
+        'X-Note: hi\r\n Content-Length: 2\r\nContent-Length: 5\r\n\r\nabcde',
+      ],
+      ['space before the colon', 'Content-Length : 5\r\n\r\nabcde'],
+      ['Transfer-Encoding gzip, chunked', 'Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ])('refuses %s', async (_label, rest) => {
+      const error = await answer(`HTTP/1.1 200 OK\r\n${rest}`).catch((caught: unknown) => caught);
+      expect(InvalidResponseError.isInstance(error)).toBe(true);
+    });
+
+    it('refuses a four-digit status', async () => {
+      const error = await answer('HTTP/1.1 2060 Weird\r\nContent-Length: 2\r\n\r\nok').catch(
+        (caught: unknown) => caught,
+      );
+      expect(InvalidResponseError.isInstance(error)).toBe(true);
+    });
+
+    it('takes no body after 204 or 304 whatever Content-Length says, and accepts a repeated equal length', async () => {
+      expect(await answer('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n')).toMatchObject({
+        status: 204,
+        body: '',
+      });
+      expect(await answer('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n')).toMatchObject({
+        status: 304,
+        body: '',
+      });
+      expect(
+        await answer('HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd'),
+      ).toMatchObject({ status: 206, body: 'abcd' });
+    });
+
+    it('does not reuse a connection whose answer had both Transfer-Encoding and Content-Length', async () => {
+      const framed = await answer(
+        'HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+        true,
+      );
+      expect(framed).toMatchObject({ body: 'abc', connections: 2 });
+    });
   });
 
   it('says which origin refused the connection, never the path', async () => {

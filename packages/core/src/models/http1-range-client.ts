@@ -206,7 +206,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       // Body framing.
       let remaining = 0; // bytes of the body (fixed length) or of the current chunk (chunked)
       let framing: 'length' | 'chunked' | 'close' = 'length';
-      let chunkState: 'size' | 'data' | 'data-crlf' | 'trailer' = 'size';
+      let chunkState: 'size' | 'data' | 'data-cr' | 'data-lf' | 'trailer' = 'size';
       let sizeLine = '';
       let keepAlive = true;
       let status = 0;
@@ -271,14 +271,21 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
               if (!bodyDone) finishBody(bytes.length - offset);
               return false;
             }
-            if (framing === 'chunked' && remaining === 0) chunkState = 'data-crlf';
+            if (framing === 'chunked' && remaining === 0) chunkState = 'data-cr';
             if (piece.length > 0 && !consumer(piece)) keepReading = false;
             continue;
           }
           // Chunked framing: size lines, CRLF after data, trailers.
           const byte = bytes[offset++]!;
-          if (chunkState === 'data-crlf') {
-            if (byte === 10) chunkState = 'size';
+          if (chunkState === 'data-cr' || chunkState === 'data-lf') {
+            // Chunk data ends with exactly CRLF: anything else means the sizes and the data disagree.
+            if (byte !== (chunkState === 'data-cr' ? 13 : 10)) {
+              throw new InvalidResponseError({
+                message: `${origin} sent a chunk longer than its size.`,
+                url: origin,
+              });
+            }
+            chunkState = chunkState === 'data-cr' ? 'data-lf' : 'size';
             continue;
           }
           if (byte !== 10) {
@@ -296,8 +303,9 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
             if (line === '') finishBody(bytes.length - offset);
             continue;
           }
-          const size = Number.parseInt(line.split(';')[0]!.trim(), 16);
-          if (!Number.isSafeInteger(size) || size < 0) {
+          const digits = line.split(';')[0]!.replace(/[\t ]+$/, '');
+          const size = /^[0-9a-fA-F]+$/.test(digits) ? Number.parseInt(digits, 16) : Number.NaN;
+          if (!Number.isSafeInteger(size)) {
             throw new InvalidResponseError({
               message: `${origin} sent a malformed chunk size.`,
               url: origin,
@@ -329,7 +337,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
 
       const parseHead = (text: string) => {
         const lines = text.split('\r\n');
-        const match = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? '');
+        const match = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0] ?? '');
         if (match === null) {
           throw new InvalidResponseError({ message: `${origin} did not answer in HTTP/1.x.`, url: origin });
         }
@@ -337,8 +345,14 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
         headers.clear();
         for (const line of lines.slice(1)) {
           const colon = line.indexOf(':');
-          if (colon <= 0) continue;
-          const name = line.slice(0, colon).trim().toLowerCase();
+          // No folded lines (a fold could smuggle a header in), no space before the colon, no nameless lines.
+          if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) {
+            throw new InvalidResponseError({
+              message: `${origin} sent a malformed header line.`,
+              url: origin,
+            });
+          }
+          const name = line.slice(0, colon).toLowerCase();
           const value = line.slice(colon + 1).trim();
           const known = headers.get(name);
           headers.set(name, known === undefined ? value : `${known}, ${value}`);
@@ -346,21 +360,34 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
         const connectionHeader = (headers.get('connection') ?? '').toLowerCase();
         keepAlive =
           match[1] === '1' ? !connectionHeader.includes('close') : connectionHeader.includes('keep-alive');
-        const transferEncoding = (headers.get('transfer-encoding') ?? '').toLowerCase();
+        const transferEncoding = headers.get('transfer-encoding');
         const contentLength = headers.get('content-length');
-        if (transferEncoding.includes('chunked')) framing = 'chunked';
-        else if (contentLength !== undefined) {
+        if (status === 204 || status === 304) {
+          // Never a body, whatever the head says.
           framing = 'length';
-          remaining = Number(contentLength);
-          if (!Number.isSafeInteger(remaining) || remaining < 0) {
+          remaining = 0;
+        } else if (transferEncoding !== undefined) {
+          // Only plain chunked: anything else (gzip, chunked) would be handed over still encoded.
+          if (transferEncoding.trim().toLowerCase() !== 'chunked') {
+            throw new InvalidResponseError({
+              message: `${origin} sent Transfer-Encoding "${transferEncoding}", which this client does not decode.`,
+              url: origin,
+            });
+          }
+          framing = 'chunked';
+          // Both framings at once is how requests are smuggled: the connection is not reused.
+          if (contentLength !== undefined) keepAlive = false;
+        } else if (contentLength !== undefined) {
+          // Digits only; a repeated header must repeat the same value.
+          const values = contentLength.split(',').map((value) => value.trim());
+          remaining = /^\d+$/.test(values[0]!) ? Number(values[0]) : Number.NaN;
+          if (!Number.isSafeInteger(remaining) || values.some((value) => value !== values[0])) {
             throw new InvalidResponseError({
               message: `${origin} sent Content-Length "${contentLength}".`,
               url: origin,
             });
           }
-        } else if (status === 204 || status === 304) {
           framing = 'length';
-          remaining = 0;
         } else framing = 'close';
       };
 
