@@ -369,6 +369,23 @@ describe('createHttp1RangeClient', () => {
     });
   });
 
+  it('closes, not pools, a connection whose answer was still being read at close()', async () => {
+    let serverSawClose!: () => void;
+    const sawClose = new Promise<void>((resolve) => {
+      serverSawClose = resolve;
+    });
+    const server = createTcpServer((socket) => {
+      socket.on('close', () => serverSawClose());
+      socket.once('data', () => socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\n\r\nok'));
+    });
+    const url = await listen(server);
+    const http = client();
+    const response = await http.get(`${url}/object`, {});
+    http.close();
+    expect(await response.text()).toBe('ok');
+    await sawClose;
+  });
+
   it('says which origin refused the connection, never the path', async () => {
     const server = createTcpServer();
     const url = await listen(server);

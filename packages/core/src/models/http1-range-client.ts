@@ -102,6 +102,8 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
   const idleTimeoutMs = options.idleTimeoutMs ?? 4000;
   const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
   const idle = new Map<string, Connection[]>();
+  // After close(), a connection whose answer is still being read is closed at its end, not pooled.
+  let closed = false;
 
   const open = (url: URL, origin: string): Connection => {
     const buffer = Buffer.allocUnsafe(readBufferBytes);
@@ -242,7 +244,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
         bodyDone = true;
         cleanup();
         bodyResolve?.();
-        if (keepAlive && extra === 0 && framing !== 'close') release(origin, connection);
+        if (keepAlive && extra === 0 && framing !== 'close' && !closed) release(origin, connection);
         else socket.destroy();
       };
 
@@ -600,6 +602,7 @@ export function createHttp1RangeClient(options: Http1RangeClientOptions = {}): H
       }
     },
     close() {
+      closed = true;
       for (const list of idle.values()) for (const connection of list) connection.socket.destroy();
       idle.clear();
     },
