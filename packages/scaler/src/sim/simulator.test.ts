@@ -10,6 +10,64 @@ import { buildTrace, parseTraceCsv, sliceTrace } from './trace';
 const pool = { id: 'pool', usdPerSecond: 0.001, coldStart: 10_000, maxWorkers: 10 };
 
 describe('simulate', () => {
+  it('shows a policy only the past: arrivals, queue, running jobs and waits up to its now, and a first now on the hour grid', () => {
+    // Bursty arrivals (several in the same second) over a few hours, some arriving while
+    // workers boot, so jobs queue and wait.
+    const arrivals: number[] = [];
+    let time = 5_400_000 + 7_321;
+    for (let burst = 0; burst < 200; burst++) {
+      for (let job = 0; job < 1 + (burst % 5); job++) arrivals.push(time + job * 300);
+      time += 20_000 + ((burst * 7_919) % 90_000);
+    }
+    const trace = buildTrace(
+      arrivals,
+      arrivals.map((_, index) => 5_000 + (index % 7) * 4_000),
+    );
+    const problems: string[] = [];
+    let firstNow: number | undefined;
+    let decisions = 0;
+    const probe: ScalingPolicyV1 = {
+      specificationVersion: 'v1',
+      name: 'probe',
+      decide(snapshot) {
+        decisions++;
+        firstNow ??= snapshot.now;
+        const { now, demand } = snapshot;
+        let arrived = 0;
+        while (arrived < trace.count && trace.arrivalMs[arrived]! <= now) arrived++;
+        // Every arrival bucket holds exactly the trace's arrivals in it up to now.
+        const bucket = Math.floor(now / demand.bucketMs);
+        demand.arrivals.forEach((count, index) => {
+          const start = (bucket - demand.arrivals.length + 1 + index) * demand.bucketMs;
+          let expected = 0;
+          for (let job = 0; job < trace.count; job++) {
+            const at = trace.arrivalMs[job]!;
+            if (at >= start && at < start + demand.bucketMs && at <= now) expected++;
+          }
+          if (count !== expected)
+            problems.push(`now ${now}: bucket ${index} shows ${count}, expected ${expected}`);
+        });
+        if (demand.queueDepth + demand.inFlight > arrived)
+          problems.push(
+            `now ${now}: ${demand.queueDepth + demand.inFlight} jobs queued or running, ${arrived} arrived`,
+          );
+        if (demand.recentWaitsMs.length > arrived)
+          problems.push(`now ${now}: ${demand.recentWaitsMs.length} waits, ${arrived} arrived`);
+        // A wait w is of a job that started by now: one that arrived by now - w.
+        for (const wait of demand.recentWaitsMs)
+          if (!(wait >= 0) || trace.arrivalMs[0]! + wait > now)
+            problems.push(`now ${now}: wait ${wait} from the future`);
+        return { targets: { pool: { minWorkers: 1 } } };
+      },
+    };
+    simulate({ trace, policy: probe, targets: [pool] });
+    expect(decisions).toBeGreaterThan(100);
+    expect(problems).toEqual([]);
+    // The first decision does not hint at the first arrival: it is on the clock hour.
+    expect(firstNow! % 3_600_000).toBe(0);
+    expect(firstNow!).toBeLessThanOrEqual(arrivals[0]! - 10_000 - 10_000);
+  });
+
   it('bills cold start, run and idle time of a keep-alive worker', () => {
     const trace = buildTrace([0, 100_000], [5_000, 5_000]);
     const result = simulate({ trace, policy: createKeepAlivePolicy(0), targets: [pool] });
