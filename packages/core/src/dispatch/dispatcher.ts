@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import PQueue from 'p-queue';
-import { isRetryableError, retryDelayMs, withRetry } from '../http/retry';
+import { retryDelayMs, withRetry } from '../http/retry';
 import { estimateModelLoadMs } from '../images/model-load-estimate';
 import type { Clock } from '../spec/clock';
 import {
@@ -504,15 +504,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     context.run.emit(event);
   }
 
+  /** One provider call, timed, again on retryable errors with the dispatcher's backoff. */
+  function callWithRetries<T>(
+    state: ProviderState,
+    call: ProviderCallEvent['call'],
+    task: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return withRetry(() => timed(state, call, task), {
+      retries: retry.submitRetries,
+      minDelayMs: retry.minDelayMs,
+      maxDelayMs: retry.maxDelayMs,
+      random: retry.random,
+      clock,
+      ...(signal === undefined ? {} : { signal }),
+    });
+  }
+
   async function safeCancel(state: ProviderState, ref: RemoteJobRef): Promise<boolean> {
     try {
-      await withRetry(() => timed(state, 'cancel', () => state.provider.doCancel(ref)), {
-        retries: retry.submitRetries,
-        minDelayMs: retry.minDelayMs,
-        maxDelayMs: retry.maxDelayMs,
-        random: retry.random,
-        clock,
-      });
+      await callWithRetries(state, 'cancel', () => state.provider.doCancel(ref));
       return true;
     } catch {
       return false;
@@ -547,18 +558,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         // The submission itself is not aborted midway: a request the platform accepted must
         // come back with its id so that the job can be cancelled, not lost.
         const submission = submissionOf(context);
-        for (let tries = 1; ; tries++) {
-          try {
-            ref =
-              emitter.listenerCount('provider:call') === 0
-                ? await provider.doSubmit(submission)
-                : await timed(state, 'submit', () => provider.doSubmit(submission));
-            break;
-          } catch (error) {
-            if (run.signal.aborted || tries > retry.submitRetries || !isRetryableError(error)) throw error;
-            await sleep(retryDelayMs(error, tries, retry), { clock, signal: run.signal });
-          }
-        }
+        ref = await callWithRetries(state, 'submit', () => provider.doSubmit(submission), run.signal);
       } catch (caught) {
         const error = toComfyServerlessError(caught, { providerId: provider.id, jobId: run.id });
         if (SubmissionUnknownError.isInstance(error)) {
@@ -761,16 +761,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const { run } = context;
     if (state.provider.doLookup !== undefined) {
       const lookup = state.provider.doLookup.bind(state.provider);
-      const ref = await withRetry(
-        () => timed(state, 'lookup', () => lookup(run.id, { signal: run.signal, attempt: context.attempts })),
-        {
-          retries: retry.submitRetries,
-          minDelayMs: retry.minDelayMs,
-          maxDelayMs: retry.maxDelayMs,
-          random: retry.random,
-          clock,
-          signal: run.signal,
-        },
+      const ref = await callWithRetries(
+        state,
+        'lookup',
+        () => lookup(run.id, { signal: run.signal, attempt: context.attempts }),
+        run.signal,
       );
       return ref ?? 'not-accepted';
     }
@@ -920,10 +915,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       context.routedTo = next.providerId;
       state = nextState;
       admit(context, nextState);
-      outcome =
-        nextState.queue.concurrency === Number.POSITIVE_INFINITY && !run.signal.aborted
-          ? await runAttempt(context, nextState)
-          : await admitted(nextState.queue, () => runAttempt(context, nextState), run.signal);
+      outcome = await admitted(nextState.queue, () => runAttempt(context, nextState), run.signal);
     }
   }
 
@@ -968,15 +960,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     run.finish({ result });
   }
 
-  async function recordEnding(
-    context: RunContext,
-    outcome: { result: JobResult } | { error: unknown },
-  ): Promise<void> {
-    if ('result' in outcome) {
-      const written = recordCompletion(context, outcome.result);
-      if (written !== undefined) await written;
-      return;
-    }
+  async function recordEnding(context: RunContext, outcome: { error: unknown }): Promise<void> {
     const { run } = context;
     leave(context);
     if (context.deadlineTimer !== undefined) clock.clearTimeout(context.deadlineTimer);
@@ -1267,6 +1251,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     };
   }
 
+  /** Accepts a job into a journal that answers asynchronously, once the gate lets it pass. */
   async function acceptLater(
     jobId: string,
     workflow: unknown,
@@ -1275,9 +1260,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   ): Promise<JobHandle> {
     if (gate !== undefined) await gate;
     const request = describeRequest(jobId, workflow, jobOptions);
-    const created =
-      syncJournal !== undefined ? syncJournal.create(request.record) : await journal.create(request.record);
-    return adopt(request, jobOptions, created);
+    return adopt(request, jobOptions, await journal.create(request.record));
   }
 
   /** Starts a job the journal just took, or follows the one it already had under that id. */

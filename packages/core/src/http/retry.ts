@@ -38,8 +38,7 @@ export function retryDelayMs(error: unknown, attempt: number, options: RetryOpti
   return Math.round(delay);
 }
 
-/** The default retry rule: a typed error marked retryable. */
-export function isRetryableError(error: unknown): boolean {
+function defaultShouldRetry(error: unknown): boolean {
   return ComfyServerlessError.isInstance(error) && error.isRetryable;
 }
 
@@ -55,7 +54,7 @@ export async function withRetry<T>(
   options: RetryOptions = {},
 ): Promise<T> {
   const retries = options.retries ?? 4;
-  const shouldRetry = options.shouldRetry ?? isRetryableError;
+  const shouldRetry = options.shouldRetry ?? defaultShouldRetry;
   for (let attempt = 1; ; attempt++) {
     try {
       return await task(attempt);
