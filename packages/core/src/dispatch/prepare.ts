@@ -18,17 +18,13 @@ const cache = new Map<string, PreparedWorkflow>();
 const notJson = Symbol('not-json');
 
 /**
- * What was prepared from one workflow object, kept beside it while the caller holds it: a
- * JSON copy of its content when it was prepared, and the results for each set of inputs.
+ * What a workflow object held when it was last prepared, kept beside it while the caller
+ * holds it: its content laid out for comparison, and its canonical text.
  */
 interface ObjectEntry {
   shape: JsonShape;
   text: string;
-  plain: PreparedWorkflow | undefined;
-  /** By the canonical text of the inputs; the oldest go first. */
-  patched: Map<string, PreparedWorkflow>;
 }
-const PATCHED_PER_OBJECT = 64;
 const byObject = new WeakMap<object, ObjectEntry>();
 
 function isPlainObject(value: object): boolean {
@@ -183,49 +179,32 @@ function sha256(text: string): string {
  */
 export function prepareWorkflow(input: unknown, inputs?: Record<string, unknown>): PreparedWorkflow {
   const patched = inputs !== undefined && Object.keys(inputs).length > 0;
+  const inputsText = patched ? canonicalText(inputs) : '';
   // A template object sent again is recognised by a walk over its content, which is much
-  // cheaper than writing it out as text: the same content gives the same result.
+  // cheaper than writing it out as text; its text from last time then keys the cache.
   const entry = typeof input === 'object' && input !== null ? byObject.get(input) : undefined;
   if (entry !== undefined && unchanged(input, entry.shape)) {
-    if (!patched) {
-      entry.plain ??= prepareFromText(input, undefined, entry.text, '');
-      return entry.plain;
-    }
-    const inputsText = canonicalText(inputs);
-    if (inputsText === undefined) return prepareFromText(input, inputs, undefined, undefined);
-    let prepared = entry.patched.get(inputsText);
-    if (prepared === undefined) {
-      prepared = prepareFromText(input, inputs, entry.text, inputsText);
-      entry.patched.set(inputsText, prepared);
-      if (entry.patched.size > PATCHED_PER_OBJECT)
-        entry.patched.delete(entry.patched.keys().next().value as string);
-    }
-    return prepared;
+    return prepareFromText(input, patched ? inputs : undefined, entry.text, inputsText);
   }
   const text = canonicalText(input);
-  const inputsText = patched ? canonicalText(inputs) : '';
-  const prepared = prepareFromText(input, inputs, text, inputsText);
+  const prepared = prepareFromText(input, patched ? inputs : undefined, text, inputsText);
   if (text !== undefined && typeof input === 'object' && input !== null) {
-    const fresh: ObjectEntry = {
-      shape: shapeOf(JSON.parse(text)),
-      text,
-      plain: undefined,
-      patched: new Map(),
-    };
-    if (!patched) fresh.plain = prepared;
-    else if (inputsText !== undefined) fresh.patched.set(inputsText, prepared);
-    byObject.set(input, fresh);
+    byObject.set(input, { shape: shapeOf(JSON.parse(text)), text });
   }
   return prepared;
 }
 
+/**
+ * Prepares from the workflow's canonical text (the cache key), or without caching when a
+ * text is undefined. `inputs` is given only when there are patches to apply.
+ */
 function prepareFromText(
   input: unknown,
   inputs: Record<string, unknown> | undefined,
   text: string | undefined,
   inputsText: string | undefined,
 ): PreparedWorkflow {
-  const patched = inputs !== undefined && Object.keys(inputs).length > 0;
+  const patched = inputs !== undefined;
   // No key (no caching) when either part holds something JSON would change.
   const key =
     text === undefined || inputsText === undefined
