@@ -30,7 +30,7 @@ export class JobRun implements JobHandle {
   private readonly history: JobEvent[] = [];
   /** Iterators waiting for the next event; made when the first one waits. */
   private waiters: Set<() => void> | undefined;
-  private finished = false;
+  /** How the job ended, once it has. */
   private outcome: { result: JobResult } | { error: unknown } | undefined;
   /** Made when someone first asks for the result. */
   private settled: Promise<JobResult> | undefined;
@@ -54,7 +54,7 @@ export class JobRun implements JobHandle {
   }
 
   get isFinished(): boolean {
-    return this.finished;
+    return this.outcome !== undefined;
   }
 
   status(): JobStatus {
@@ -83,8 +83,7 @@ export class JobRun implements JobHandle {
 
   /** Ends the job with its result or error, once. */
   finish(outcome: { result: JobResult } | { error: unknown }): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.outcome !== undefined) return;
     this.outcome = outcome;
     // Large previews are of no use after the job ended; drop them from the replay.
     for (let index = this.history.length - 1; index >= 0; index--) {
@@ -117,7 +116,7 @@ export class JobRun implements JobHandle {
   }
 
   async cancel(reason?: string): Promise<void> {
-    if (!this.finished) this.requestStop(this, 'cancelled', reason);
+    if (this.outcome === undefined) this.requestStop(this, 'cancelled', reason);
     await this.result().then(ignore, ignore);
   }
 
@@ -137,7 +136,7 @@ export class JobRun implements JobHandle {
             index += 1;
             return { value: event, done: false };
           }
-          if (run.finished) return { value: undefined, done: true };
+          if (run.isFinished) return { value: undefined, done: true };
           await new Promise<void>((resolve) => {
             const waiters = (run.waiters ??= new Set());
             const wake = () => {
