@@ -50,23 +50,55 @@ function instantProvider(hold?: { promise: Promise<void> }): ProviderV1 {
   };
 }
 
-async function bareLoop(): Promise<number> {
-  const provider = instantProvider();
+/** Makes the jobs of one contender on a provider: `onStarted` is called as each starts executing. */
+type Contender = (provider: ProviderV1, onStarted?: () => void) => (index: number) => () => Promise<unknown>;
+
+/** The provider's calls and nothing else: submit, then follow the watch to its end. */
+const bare: Contender = (provider, onStarted) => (index) => async () => {
+  const ref = await provider.doSubmit({ jobId: `j${index}`, workflow, images: [], attempt: 1 });
+  let last: ProviderJobEvent | undefined;
+  for await (const event of provider.doWatch(ref)) {
+    if (event.type === 'started') onStarted?.();
+    last = event;
+  }
+  return last;
+};
+
+/** The bare calls plus the per-job obligations (`floorJob`), sharing one journal map and emitter. */
+const obligations: Contender = (provider, onStarted) => {
+  const records = new Map<string, Record<string, unknown>>();
+  const emitter = new EventEmitter();
+  return () => floorJob(provider, records, emitter, onStarted);
+};
+
+/** Microseconds per job for a contender's 10,000 jobs through a p-queue of 1,000. */
+async function microsecondsPerJob(contender: Contender): Promise<number> {
+  const jobFor = contender(instantProvider());
   const queue = new PQueue({ concurrency: 1000 });
   const started = process.hrtime.bigint();
   const jobs: Promise<unknown>[] = [];
-  for (let index = 0; index < JOBS; index++) {
-    jobs.push(
-      queue.add(async () => {
-        const ref = await provider.doSubmit({ jobId: `j${index}`, workflow, images: [], attempt: 1 });
-        let last: ProviderJobEvent | undefined;
-        for await (const event of provider.doWatch(ref)) last = event;
-        return last;
-      }),
-    );
-  }
+  for (let index = 0; index < JOBS; index++) jobs.push(queue.add(jobFor(index)));
   await Promise.all(jobs);
   return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
+}
+
+/** Heap bytes per job with all of a contender's jobs started and held in flight. */
+async function contenderHeapPerInFlightJob(contender: Contender): Promise<number> {
+  let release!: () => void;
+  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
+  let inFlight = 0;
+  const jobFor = contender(instantProvider(hold), () => (inFlight += 1));
+  const queue = new PQueue({ concurrency: Number.POSITIVE_INFINITY });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const jobs: Promise<unknown>[] = [];
+  for (let index = 0; index < JOBS; index++) jobs.push(queue.add(jobFor(index)));
+  while (inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  release();
+  await Promise.all(jobs);
+  return (after - before) / JOBS;
 }
 
 /**
@@ -145,39 +177,6 @@ function floorJob(
   };
 }
 
-async function obligationsFloor(): Promise<number> {
-  const provider = instantProvider();
-  const queue = new PQueue({ concurrency: 1000 });
-  const records = new Map<string, Record<string, unknown>>();
-  const emitter = new EventEmitter();
-  const started = process.hrtime.bigint();
-  const jobs: Promise<unknown>[] = [];
-  for (let index = 0; index < JOBS; index++) jobs.push(queue.add(floorJob(provider, records, emitter)));
-  await Promise.all(jobs);
-  return Number(process.hrtime.bigint() - started) / 1000 / JOBS;
-}
-
-async function floorHeapPerInFlightJob(): Promise<number> {
-  let release!: () => void;
-  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
-  const provider = instantProvider(hold);
-  const queue = new PQueue({ concurrency: Number.POSITIVE_INFINITY });
-  const records = new Map<string, Record<string, unknown>>();
-  const emitter = new EventEmitter();
-  let inFlight = 0;
-  gc();
-  const before = process.memoryUsage().heapUsed;
-  const jobs: Promise<unknown>[] = [];
-  for (let index = 0; index < JOBS; index++)
-    jobs.push(queue.add(floorJob(provider, records, emitter, () => (inFlight += 1))));
-  while (inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
-  gc();
-  const after = process.memoryUsage().heapUsed;
-  release();
-  await Promise.all(jobs);
-  return (after - before) / JOBS;
-}
-
 async function throughDispatcher(): Promise<number> {
   const dispatcher = createDispatcher({ providers: [instantProvider()], concurrency: { global: 1000 } });
   if (process.env.BENCH_DEBUG)
@@ -225,39 +224,13 @@ async function heapPerInFlightJob(): Promise<number> {
   return (after - before) / JOBS;
 }
 
-/** The same measurement for the bare p-queue loop: what the provider's own watch costs per job. */
-async function bareHeapPerInFlightJob(): Promise<number> {
-  let release!: () => void;
-  const hold = { promise: new Promise<void>((resolve) => (release = resolve)) };
-  const provider = instantProvider(hold);
-  const queue = new PQueue({ concurrency: Number.POSITIVE_INFINITY });
-  let inFlight = 0;
-  gc();
-  const before = process.memoryUsage().heapUsed;
-  const jobs: Promise<unknown>[] = [];
-  for (let index = 0; index < JOBS; index++) {
-    jobs.push(
-      queue.add(async () => {
-        const ref = await provider.doSubmit({ jobId: `j${index}`, workflow, images: [], attempt: 1 });
-        for await (const event of provider.doWatch(ref)) if (event.type === 'started') inFlight += 1;
-      }),
-    );
-  }
-  while (inFlight < JOBS) await new Promise((resolve) => setImmediate(resolve));
-  gc();
-  const after = process.memoryUsage().heapUsed;
-  release();
-  await Promise.all(jobs);
-  return (after - before) / JOBS;
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const bare: number[] = [];
-const floor: number[] = [];
+const bareTimes: number[] = [];
+const floorTimes: number[] = [];
 const ours: number[] = [];
 /**
  * Event-loop delay as a user's other requests would feel it: a 5 ms timer's lateness,
@@ -296,25 +269,25 @@ function loopDelaySampler(periodMs = 5) {
 }
 const loopDelay = loopDelaySampler();
 // Alternate the two so that warm-up and machine noise fall on both alike.
-await bareLoop();
-await obligationsFloor();
+await microsecondsPerJob(bare);
+await microsecondsPerJob(obligations);
 await throughDispatcher();
 loopDelay.enable();
 for (let round = 0; round < ROUNDS; round++) {
   loopDelay.disable();
-  bare.push(await bareLoop());
-  floor.push(await obligationsFloor());
+  bareTimes.push(await microsecondsPerJob(bare));
+  floorTimes.push(await microsecondsPerJob(obligations));
   loopDelay.enable();
   ours.push(await throughDispatcher());
 }
 loopDelay.disable();
 const heapBytes = await heapPerInFlightJob();
-const bareHeapBytes = await bareHeapPerInFlightJob();
-const floorHeapBytes = await floorHeapPerInFlightJob();
+const bareHeapBytes = await contenderHeapPerInFlightJob(bare);
+const floorHeapBytes = await contenderHeapPerInFlightJob(obligations);
 
-const bareUs = median(bare);
+const bareUs = median(bareTimes);
 const oursUs = median(ours);
-const floorUs = median(floor);
+const floorUs = median(floorTimes);
 const ratio = oursUs / bareUs;
 const loopP99Ms = loopDelay.percentile(0.99);
 const loopMaxMs = loopDelay.max;
