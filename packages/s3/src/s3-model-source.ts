@@ -148,6 +148,47 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
   };
 
   /** One ranged GET by fetch; errors name `s3://bucket/key`, never the signed URL. */
+  /**
+   * The error for a ranged GET not answered 206, from either HTTP transport: a 2xx is the
+   * whole object, likely, and is not read (every part would read all of it before
+   * failing); anything else is S3's error, with its code and Retry-After.
+   */
+  const notPartialContent = async (
+    key: string,
+    url: string,
+    answer: {
+      status: number;
+      header(name: string): string | undefined;
+      cancel(): void;
+      text(): Promise<string>;
+    },
+  ): Promise<unknown> => {
+    if (answer.status >= 200 && answer.status < 300) {
+      answer.cancel();
+      return new InvalidResponseError({
+        message: `GetObject ${url} answered a ranged request with ${answer.status}, not 206; the server does not honour ranges.`,
+        url,
+      });
+    }
+    const body = await answer.text().catch(() => '');
+    const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
+    const retryAfter = answer.header('retry-after');
+    if (answer.status === 403) presigned.delete(key);
+    return toS3ApiCallError(
+      {
+        ...(code === undefined ? {} : { name: code }),
+        $metadata: { httpStatusCode: answer.status },
+        $response: {
+          headers:
+            retryAfter === undefined
+              ? {}
+              : { 'retry-after': String((parseRetryAfter(retryAfter) ?? 0) / 1000) },
+        },
+      },
+      'GetObject',
+      url,
+    );
+  };
   const fetchRange = async (
     key: string,
     range: ByteRange,
@@ -170,30 +211,13 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
       throw toS3ApiCallError({ name: 'NetworkError', message: reason }, 'GetObject', url);
     }
     if (response.status !== 206) {
-      if (response.ok) {
-        // The whole object, likely: not read (every part would read all of it before failing).
-        response.body?.cancel().catch(() => {});
-        throw new InvalidResponseError({
-          message: `GetObject ${url} answered a ranged request with ${response.status}, not 206; the server does not honour ranges.`,
-          url,
-        });
-      }
-      const body = await response.text().catch(() => '');
-      const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
-      const retryAfter = response.headers.get('retry-after');
-      if (response.status === 403) presigned.delete(key);
-      throw toS3ApiCallError(
-        {
-          ...(code === undefined ? {} : { name: code }),
-          $metadata: { httpStatusCode: response.status },
-          $response: {
-            headers:
-              retryAfter === null ? {} : { 'retry-after': String((parseRetryAfter(retryAfter) ?? 0) / 1000) },
-          },
-        },
-        'GetObject',
-        url,
-      );
+      throw await notPartialContent(key, url, {
+        status: response.status,
+        header: (name) => response.headers.get(name) ?? undefined,
+        // Not awaited: a cancel can wait on a peer that has stopped reading.
+        cancel: () => void response.body?.cancel().catch(() => {}),
+        text: () => response.text(),
+      });
     }
     try {
       assertContentRange(response.headers.get('content-range'), range, rangeOptions.sizeBytes, url);
@@ -240,32 +264,12 @@ export function createS3ModelSource(options: S3ModelSourceOptions): ModelSource 
       throw toS3ApiCallError({ name: 'NetworkError', message: reason }, 'GetObject', url);
     }
     if (response.status !== 206) {
-      if (response.status >= 200 && response.status < 300) {
-        // The whole object, likely: not read (every part would read all of it before failing).
-        response.body.cancel();
-        throw new InvalidResponseError({
-          message: `GetObject ${url} answered a ranged request with ${response.status}, not 206; the server does not honour ranges.`,
-          url,
-        });
-      }
-      const body = await response.text(64 * 1024).catch(() => '');
-      const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
-      const retryAfter = response.header('retry-after');
-      if (response.status === 403) presigned.delete(key);
-      throw toS3ApiCallError(
-        {
-          ...(code === undefined ? {} : { name: code }),
-          $metadata: { httpStatusCode: response.status },
-          $response: {
-            headers:
-              retryAfter === undefined
-                ? {}
-                : { 'retry-after': String((parseRetryAfter(retryAfter) ?? 0) / 1000) },
-          },
-        },
-        'GetObject',
-        url,
-      );
+      throw await notPartialContent(key, url, {
+        status: response.status,
+        header: (name) => response.header(name),
+        cancel: () => response.body.cancel(),
+        text: () => response.text(64 * 1024),
+      });
     }
     try {
       assertContentRange(response.header('content-range'), range, rangeOptions.sizeBytes, url);
