@@ -357,6 +357,12 @@ async function downloadPart(
         new InvalidResponseError({
           message: `${options.label ?? 'The source'} sent more bytes than the range ${range.start}-${range.end} asks for; it does not honour Range requests. Use a server that does.`,
         });
+      const endedShort = () =>
+        new ApiCallError({
+          message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
+          url: options.label ?? 'range',
+          isRetryable: true,
+        });
       if (!(Symbol.asyncIterator in stream)) {
         await writeLentBody(stream, handle, {
           position: start + written,
@@ -369,13 +375,7 @@ async function downloadPart(
             report(bytes, true);
           },
         });
-        if (written < length) {
-          throw new ApiCallError({
-            message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
-            url: options.label ?? 'range',
-            isRetryable: true,
-          });
-        }
+        if (written < length) throw endedShort();
         return;
       }
       let [current, spare] = slabs.pair(0);
@@ -423,11 +423,7 @@ async function downloadPart(
         await writing;
       }
       if (written < length) {
-        throw new ApiCallError({
-          message: `${options.label ?? 'The source'} ended the range ${range.start}-${range.end} after ${written} of ${length} bytes; retrying from there.`,
-          url: options.label ?? 'range',
-          isRetryable: true,
-        });
+        throw endedShort();
       }
     },
     {
