@@ -45,6 +45,44 @@ const factories = {
   target: createTargetTrackingPolicy,
   predictive: createPredictivePolicy,
 } as const;
+const day = 86_400_000;
+
+/** Every built-in policy under each of `objectives`, named `<policy> <objective label>`. */
+function policiesFor(list: typeof objectives) {
+  return list.flatMap(({ label: objectiveLabel, objective }) =>
+    Object.entries(factories).map(([name, factory]) => ({
+      name: `${name} ${objectiveLabel}`,
+      create: () => factory({ objective }),
+    })),
+  );
+}
+
+/** The policies (no baselines) on one copy of the trace with a 23 s cold start, rows by name. */
+function rowsByName(trace: Trace, policies: Parameters<typeof runComparison>[0]['policies']) {
+  const { rows } = runComparison({ trace, coldStart: 23_000, policies, baselines: false });
+  return Object.fromEntries(rows.map((row) => [row.name, row]));
+}
+
+/** Rows of copies, by label then policy, with the given fields rounded for RESULT. */
+function roundedRows(
+  rowsByLabel: Record<string, Record<string, ComparisonRow>>,
+  fields: readonly (keyof ComparisonRow & string)[],
+) {
+  const decimals = (field: string) => (field === 'costRatioToBound' ? 3 : field === 'shareWithin10s' ? 4 : 0);
+  return Object.fromEntries(
+    Object.entries(rowsByLabel).map(([label, rows]) => [
+      label,
+      Object.fromEntries(
+        Object.entries(rows).map(([name, row]) => [
+          name,
+          Object.fromEntries(
+            fields.map((field) => [field, Number((row[field] as number).toFixed(decimals(field)))]),
+          ),
+        ]),
+      ),
+    ]),
+  );
+}
 
 interface Check {
   name: string;
@@ -56,13 +94,7 @@ const scenarios: Record<string, ComparisonRow[]> = {};
 
 function runScenario(label: string, trace: Trace, coldStart: ColdStartModel): ComparisonRow[] {
   const started = performance.now();
-  const policies = objectives.flatMap(({ label: objectiveLabel, objective }) =>
-    Object.entries(factories).map(([name, factory]) => ({
-      name: `${name} ${objectiveLabel}`,
-      create: () => factory({ objective }),
-    })),
-  );
-  const { rows } = runComparison({ trace, coldStart, policies });
+  const { rows } = runComparison({ trace, coldStart, policies: policiesFor(objectives) });
   console.log(`\n== ${label}: ${trace.count} jobs (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   console.log(formatComparisonTable(rows));
   scenarios[label] = rows;
@@ -137,14 +169,8 @@ function thinned(trace: Trace, keep: number, seed: number): Trace {
 }
 const tuningCopies: Record<string, Record<string, ComparisonRow>> = {};
 {
-  const day = 86_400_000;
   const compared = [
-    ...objectives.flatMap(({ label: objectiveLabel, objective }) =>
-      Object.entries(factories).map(([name, factory]) => ({
-        name: `${name} ${objectiveLabel}`,
-        create: () => factory({ objective }),
-      })),
-    ),
+    ...policiesFor(objectives),
     ...[300, 1800].map((timeout) => ({
       name: `keep-alive ${timeout}s`,
       create: () => createKeepAlivePolicy(timeout),
@@ -164,8 +190,7 @@ const tuningCopies: Record<string, Record<string, ComparisonRow>> = {};
     ];
     const started = performance.now();
     const byVariant = variants.map(([variant, trace]) => {
-      const { rows } = runComparison({ trace, coldStart: 23_000, policies: compared, baselines: false });
-      const named = Object.fromEntries(rows.map((row) => [row.name, row]));
+      const named = rowsByName(trace, compared);
       tuningCopies[`${speedup}x ${variant}`] = named;
       return named;
     });
@@ -204,15 +229,7 @@ interface HeldOutSummary {
 const heldOut: Record<string, Record<string, HeldOutSummary>> = {};
 const heldOutRows: Record<string, Record<string, ComparisonRow>> = {};
 {
-  const day = 86_400_000;
-  const policiesHeldOut = objectives
-    .filter(({ objective }) => !('mode' in objective))
-    .flatMap(({ label: objectiveLabel, objective }) =>
-      Object.entries(factories).map(([name, factory]) => ({
-        name: `${name} ${objectiveLabel}`,
-        create: () => factory({ objective }),
-      })),
-    );
+  const policiesHeldOut = policiesFor(objectives.filter(({ objective }) => !('mode' in objective)));
   const objectiveHeld = (name: string, row: ComparisonRow) =>
     name.endsWith('p99<=10s') ? row.waitP99Ms <= 10_000 : row.shareWithin10s >= 0.95;
   const sets: { label: string; copies: [string, Trace][] }[] = [];
@@ -239,13 +256,7 @@ const heldOutRows: Record<string, Record<string, ComparisonRow>> = {};
   for (const { label, copies } of sets) {
     const started = performance.now();
     const rowsByCopy = copies.map(([copy, trace]) => {
-      const { rows } = runComparison({
-        trace,
-        coldStart: 23_000,
-        policies: policiesHeldOut,
-        baselines: false,
-      });
-      const named = Object.fromEntries(rows.map((row) => [row.name, row]));
+      const named = rowsByName(trace, policiesHeldOut);
       heldOutRows[`${label} ${copy}`] = named;
       return named;
     });
@@ -425,37 +436,13 @@ console.log(
         ),
       ]),
     ),
-    heldOutCopies: Object.fromEntries(
-      Object.entries(heldOutRows).map(([label, rows]) => [
-        label,
-        Object.fromEntries(
-          Object.entries(rows).map(([name, row]) => [
-            name,
-            {
-              costRatioToBound: Number(row.costRatioToBound.toFixed(3)),
-              waitP99Ms: Math.round(row.waitP99Ms),
-              shareWithin10s: Number(row.shareWithin10s.toFixed(4)),
-            },
-          ]),
-        ),
-      ]),
-    ),
-    tuningCopies: Object.fromEntries(
-      Object.entries(tuningCopies).map(([label, rows]) => [
-        label,
-        Object.fromEntries(
-          Object.entries(rows).map(([name, row]) => [
-            name,
-            {
-              costRatioToBound: Number(row.costRatioToBound.toFixed(3)),
-              waitP50Ms: Math.round(row.waitP50Ms),
-              waitP95Ms: Math.round(row.waitP95Ms),
-              waitP99Ms: Math.round(row.waitP99Ms),
-              shareWithin10s: Number(row.shareWithin10s.toFixed(4)),
-            },
-          ]),
-        ),
-      ]),
-    ),
+    heldOutCopies: roundedRows(heldOutRows, ['costRatioToBound', 'waitP99Ms', 'shareWithin10s']),
+    tuningCopies: roundedRows(tuningCopies, [
+      'costRatioToBound',
+      'waitP50Ms',
+      'waitP95Ms',
+      'waitP99Ms',
+      'shareWithin10s',
+    ]),
   })}`,
 );
