@@ -50,6 +50,15 @@ describe('the examples run', () => {
     expect(run.stdout.match(/1 output\(s\)/g)).toHaveLength(4);
   });
 
+  it('models: the models of a workflow downloaded from an S3 mock in ranged parts, then served from the cache', () => {
+    const run = runExample('models');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/plan: sd_xl_base_1\.0\.safetensors: network_download/);
+    expect(run.stdout).toMatch(/load: 1 model\(s\), 50331648 bytes downloaded, 0 cache hit\(s\)/);
+    expect(run.stdout).toMatch(/plan again: sd_xl_base_1\.0\.safetensors: cache_hit/);
+    expect(run.stdout).toMatch(/load again: 1 cache hit\(s\), 0 bytes downloaded/);
+  });
+
   it('operations: logs, metrics, a rolled-back rollout and the report', () => {
     const run = runExample('operations');
     expect(run.status).toBe(0);
